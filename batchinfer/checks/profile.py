@@ -1,0 +1,749 @@
+"""Reference profiles: per-column bin counts that make drift checks one cheap pass.
+
+A profile holds, per monitored column, bin edges (or categories) and *counts*. Counts are
+additive: profiles of disjoint data binned on the same edges merge by adding counts and the
+mergeable moments (count, sum, sum of squares, min, max). The current batch is profiled on
+the reference's bins by :func:`current_counts` in a single Spark job; the drift statistics
+(``batchinfer.checks.drift``) then run on the driver over the counts alone.
+
+Numeric buckets, for edges ``e_0 < ... < e_n``: ``(-inf, e_0], (e_0, e_1], ..., (e_n, +inf)``,
+so ``len(counts) == len(edges) + 1``; values outside the reference range land in the end
+buckets. NaN counts as null. Categorical buckets: the reference's top-K categories, then one
+"other" bucket; values are compared as strings.
+
+pyspark is imported inside the Spark functions, so importing this module is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batchinfer.errors import InputDataError
+
+SCHEMA_VERSION = 1
+PROFILE_KIND = "batchinfer.reference_profile"
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Counts of one numeric column on quantile edges (coarse for PSI/JS, fine for KS/W1)."""
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    fine_edges: tuple[float, ...]
+    fine_counts: tuple[int, ...]
+    null_count: int
+    count: int  # non-null values
+    sum: float
+    sumsq: float
+    min: float | None
+    max: float | None
+
+    kind = "numeric"
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.null_count
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.count if self.count else None
+
+    @property
+    def std(self) -> float | None:
+        """Population standard deviation from the moments (sum of squares: fine for scores
+        and standardized features; loses precision when |mean| >> std)."""
+        if not self.count:
+            return None
+        mean = self.sum / self.count
+        return math.sqrt(max(self.sumsq / self.count - mean * mean, 0.0))
+
+    def psi_counts(self) -> np.ndarray:
+        """The ``len(edges) - 1`` PSI buckets: the end buckets folded into their neighbours,
+        so the first and last quantile bins are open-ended."""
+        c = np.asarray(self.counts, dtype=np.int64)
+        if c.size < 3:
+            return c
+        inner = c[1:-1].copy()
+        inner[0] += c[0]
+        inner[-1] += c[-1]
+        return inner
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """Counts of one categorical column over the reference's top-K categories plus "other"."""
+
+    categories: tuple[str, ...]
+    counts: tuple[int, ...]  # len(categories) + 1; the last is "other"
+    null_count: int
+    unseen_count: int  # non-null values not in ``vocabulary`` (0 when it is unknown)
+    vocabulary: tuple[str, ...] | None  # every reference category, None when too many
+
+    kind = "categorical"
+
+    @property
+    def count(self) -> int:
+        return int(sum(self.counts))
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.null_count
+
+
+ColumnProfile = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """Per-column counts of one dataset. Also the type of a current batch's counts."""
+
+    columns: dict[str, ColumnProfile]
+    row_count: int
+    created_at: str | None = None
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if isinstance(c, NumericProfile)]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return [n for n, c in self.columns.items() if isinstance(c, CategoricalProfile)]
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The versioned JSON document (``"schema_version": 1``)."""
+        cols: dict[str, Any] = {}
+        for name, c in self.columns.items():
+            if isinstance(c, NumericProfile):
+                cols[name] = {
+                    "type": "numeric",
+                    "edges": list(c.edges),
+                    "counts": list(c.counts),
+                    "fine_edges": list(c.fine_edges),
+                    "fine_counts": list(c.fine_counts),
+                    "null_count": c.null_count,
+                    "count": c.count,
+                    "sum": c.sum,
+                    "sumsq": c.sumsq,
+                    "min": c.min,
+                    "max": c.max,
+                }
+            else:
+                cols[name] = {
+                    "type": "categorical",
+                    "categories": list(c.categories),
+                    "counts": list(c.counts),
+                    "null_count": c.null_count,
+                    "unseen_count": c.unseen_count,
+                    "vocabulary": None if c.vocabulary is None else list(c.vocabulary),
+                }
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": PROFILE_KIND,
+            "created_at": self.created_at,
+            "row_count": self.row_count,
+            "columns": cols,
+        }
+        return json.dumps(doc, indent=indent, allow_nan=False)
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`to_json` to ``path``."""
+        Path(path).write_text(self.to_json(indent=1), encoding="utf-8")
+
+
+def load_profile(path: str | Path) -> ReferenceProfile:
+    """Read a profile JSON file; raises ``InputDataError`` when missing or malformed."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputDataError(
+            f"cannot read reference profile {p}: {exc.strerror or exc}",
+            hint="build one with batchinfer.checks.profile.build_profile and save it",
+        ) from exc
+    return from_json(text, source=str(p))
+
+
+def from_json(text: str, *, source: str = "reference profile") -> ReferenceProfile:
+    """Parse and validate a profile document; every problem is listed in one ``InputDataError``."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{source} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InputDataError(f"{source}: expected a JSON object, got {type(doc).__name__}")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InputDataError(
+            f"{source}: unsupported schema_version {version!r}; this batchinfer reads version "
+            f"{SCHEMA_VERSION}",
+            hint="rebuild the profile with this batchinfer version",
+        )
+    problems: list[str] = []
+    row_count = doc.get("row_count")
+    if not _is_count(row_count):
+        problems.append(f"row_count: expected a non-negative integer, got {row_count!r}")
+    raw_cols = doc.get("columns")
+    if not isinstance(raw_cols, dict) or not raw_cols:
+        problems.append("columns: expected a non-empty object of column name -> column profile")
+        raw_cols = {}
+    columns: dict[str, ColumnProfile] = {}
+    for name, raw in raw_cols.items():
+        col = _parse_column(name, raw, problems)
+        if col is not None:
+            columns[name] = col
+    if problems:
+        raise InputDataError(f"{source} is malformed: " + "; ".join(problems))
+    return ReferenceProfile(columns=columns, row_count=row_count, created_at=doc.get("created_at"))
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _parse_column(name: str, raw: Any, problems: list[str]) -> ColumnProfile | None:
+    where = f"columns.{name}"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected an object")
+        return None
+    kind = raw.get("type")
+    before = len(problems)
+
+    def counts(key: str, length: int | None) -> list[int]:
+        v = raw.get(key)
+        if not isinstance(v, list) or not all(_is_count(x) for x in v):
+            problems.append(f"{where}.{key}: expected a list of non-negative integers")
+            return []
+        if length is not None and len(v) != length:
+            problems.append(f"{where}.{key}: expected {length} entries, got {len(v)}")
+        return v
+
+    def scalar(key: str, check, what: str, nullable: bool = False) -> Any:
+        v = raw.get(key)
+        if (v is None and nullable) or check(v):
+            return v
+        problems.append(f"{where}.{key}: expected {what}, got {v!r}")
+        return None
+
+    if kind == "numeric":
+        edge_sets = {}
+        for key in ("edges", "fine_edges"):
+            e = raw.get(key)
+            if not isinstance(e, list) or not e or not all(_is_number(x) for x in e):
+                problems.append(f"{where}.{key}: expected a non-empty list of finite numbers")
+                e = []
+            elif any(np.diff(e) <= 0):
+                problems.append(f"{where}.{key}: edges must be strictly increasing")
+            edge_sets[key] = e
+        c = counts("counts", len(edge_sets["edges"]) + 1 if edge_sets["edges"] else None)
+        fc = counts("fine_counts", len(edge_sets["fine_edges"]) + 1 if edge_sets["fine_edges"] else None)
+        nulls = scalar("null_count", _is_count, "a non-negative integer")
+        n = scalar("count", _is_count, "a non-negative integer")
+        if _is_count(n) and c and sum(c) != n:
+            problems.append(f"{where}.counts: sum to {sum(c)} but count is {n}")
+        if _is_count(n) and fc and sum(fc) != n:
+            problems.append(f"{where}.fine_counts: sum to {sum(fc)} but count is {n}")
+        moments = {k: scalar(k, _is_number, "a finite number") for k in ("sum", "sumsq")}
+        bounds = {k: scalar(k, _is_number, "a finite number or null", nullable=True) for k in ("min", "max")}
+        if len(problems) > before:
+            return None
+        return NumericProfile(
+            edges=tuple(float(x) for x in edge_sets["edges"]),
+            counts=tuple(c),
+            fine_edges=tuple(float(x) for x in edge_sets["fine_edges"]),
+            fine_counts=tuple(fc),
+            null_count=nulls,
+            count=n,
+            sum=float(moments["sum"]),
+            sumsq=float(moments["sumsq"]),
+            min=None if bounds["min"] is None else float(bounds["min"]),
+            max=None if bounds["max"] is None else float(bounds["max"]),
+        )
+    if kind == "categorical":
+        cats = raw.get("categories")
+        if not isinstance(cats, list) or not all(isinstance(x, str) for x in cats):
+            problems.append(f"{where}.categories: expected a list of strings")
+            cats = []
+        elif len(set(cats)) != len(cats):
+            problems.append(f"{where}.categories: duplicates")
+        c = counts("counts", len(cats) + 1)
+        nulls = scalar("null_count", _is_count, "a non-negative integer")
+        unseen = scalar("unseen_count", _is_count, "a non-negative integer")
+        vocab = raw.get("vocabulary")
+        if vocab is not None and (not isinstance(vocab, list) or not all(isinstance(x, str) for x in vocab)):
+            problems.append(f"{where}.vocabulary: expected a list of strings or null")
+        if len(problems) > before:
+            return None
+        return CategoricalProfile(
+            categories=tuple(cats),
+            counts=tuple(c),
+            null_count=nulls,
+            unseen_count=unseen,
+            vocabulary=None if vocab is None else tuple(vocab),
+        )
+    problems.append(f"{where}.type: expected 'numeric' or 'categorical', got {kind!r}")
+    return None
+
+
+def merge(a: ReferenceProfile, b: ReferenceProfile) -> ReferenceProfile:
+    """The profile of the union of two disjoint datasets binned on the same edges/categories.
+
+    Counts and the moments sum/sumsq add, min/max combine; vocabularies are united (unknown if
+    either is unknown). Raises ``InputDataError`` when the columns or bins differ.
+    """
+    if set(a.columns) != set(b.columns):
+        raise InputDataError(
+            f"cannot merge profiles with different columns: {list(a.columns)} vs {list(b.columns)}",
+            hint="build the second profile with edges_from=<the first>",
+        )
+    merged: dict[str, ColumnProfile] = {}
+    for name, x in a.columns.items():
+        y = b.columns[name]
+        if type(x) is not type(y):
+            raise InputDataError(f"cannot merge column {name!r}: {x.kind} vs {y.kind}")
+        if isinstance(x, NumericProfile):
+            if x.edges != y.edges or x.fine_edges != y.fine_edges:
+                raise InputDataError(
+                    f"cannot merge column {name!r}: the bin edges differ",
+                    hint="build the second profile with edges_from=<the first>",
+                )
+            merged[name] = replace(
+                x,
+                counts=_add(x.counts, y.counts),
+                fine_counts=_add(x.fine_counts, y.fine_counts),
+                null_count=x.null_count + y.null_count,
+                count=x.count + y.count,
+                sum=x.sum + y.sum,
+                sumsq=x.sumsq + y.sumsq,
+                min=_combine(min, x.min, y.min),
+                max=_combine(max, x.max, y.max),
+            )
+        else:
+            if x.categories != y.categories:
+                raise InputDataError(
+                    f"cannot merge column {name!r}: the top categories differ",
+                    hint="build the second profile with edges_from=<the first>",
+                )
+            vocab = None
+            if x.vocabulary is not None and y.vocabulary is not None:
+                vocab = tuple(sorted(set(x.vocabulary) | set(y.vocabulary)))
+            merged[name] = replace(
+                x,
+                counts=_add(x.counts, y.counts),
+                null_count=x.null_count + y.null_count,
+                unseen_count=x.unseen_count + y.unseen_count,
+                vocabulary=vocab,
+            )
+    return ReferenceProfile(columns=merged, row_count=a.row_count + b.row_count, created_at=_now())
+
+
+def _add(x: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i + j) for i, j in zip(x, y, strict=True))
+
+
+def _combine(fn, x: float | None, y: float | None) -> float | None:
+    vals = [v for v in (x, y) if v is not None]
+    return fn(vals) if vals else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- counting
+# One layout, shared by the Spark pass and the numpy path: a flat int64 vector (row count,
+# then per column its buckets and null/unseen counts) and a float64 vector (per numeric
+# column: sum, sumsq, min, max). Partitions reduce by adding, except min/max.
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """What the counting pass needs from a profile: names, edges, categories, vocabularies."""
+
+    numeric: tuple[tuple[str, np.ndarray, np.ndarray], ...]
+    categorical: tuple[tuple[str, tuple[str, ...], tuple[str, ...] | None], ...]
+
+    @classmethod
+    def of(cls, profile: ReferenceProfile) -> _Grid:
+        num, cat = [], []
+        for name, c in profile.columns.items():
+            if isinstance(c, NumericProfile):
+                num.append((name, np.asarray(c.edges), np.asarray(c.fine_edges)))
+            else:
+                cat.append((name, c.categories, c.vocabulary))
+        return cls(tuple(num), tuple(cat))
+
+    @property
+    def int_size(self) -> int:
+        n = 1 + sum(e.size + 1 + f.size + 1 + 1 for _, e, f in self.numeric)
+        return n + sum(len(c) + 1 + 2 for _, c, _ in self.categorical)
+
+    def empty(self) -> tuple[np.ndarray, np.ndarray]:
+        floats = np.tile([0.0, 0.0, np.inf, -np.inf], len(self.numeric))
+        return np.zeros(self.int_size, dtype=np.int64), floats
+
+    def count_batch(self, batch: Mapping[str, Any], ints: np.ndarray, floats: np.ndarray) -> None:
+        """Add one batch (column name -> pyarrow array or numpy array) into the accumulators."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rows = None
+        pos = 1
+        for j, (name, edges, fine) in enumerate(self.numeric):
+            col = batch[name]
+            if isinstance(col, (pa.Array, pa.ChunkedArray)):
+                col = col.to_numpy(zero_copy_only=False)
+            v = np.asarray(col, dtype=np.float64)
+            rows = v.size
+            valid = v[~np.isnan(v)]
+            for e in (edges, fine):
+                k = e.size + 1
+                ints[pos : pos + k] += np.bincount(np.searchsorted(e, valid, side="left"), minlength=k)
+                pos += k
+            ints[pos] += v.size - valid.size
+            pos += 1
+            if valid.size:
+                floats[4 * j : 4 * j + 4] += [valid.sum(), np.dot(valid, valid), 0.0, 0.0]
+                floats[4 * j + 2] = min(floats[4 * j + 2], valid.min())
+                floats[4 * j + 3] = max(floats[4 * j + 3], valid.max())
+        for name, cats, vocab in self.categorical:
+            col = batch[name]
+            arr = col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col, from_pandas=True)
+            arr = pc.cast(arr, pa.string())
+            rows = len(arr)
+            k = len(cats) + 1
+            idx = pc.index_in(arr, value_set=pa.array(cats, type=pa.string()))
+            nulls = arr.null_count
+            idx = pc.if_else(pc.is_null(arr), -1, pc.fill_null(idx, k - 1)).to_numpy(zero_copy_only=False)
+            ints[pos : pos + k] += np.bincount(idx[idx >= 0], minlength=k)
+            ints[pos + k] += nulls
+            if vocab is not None:
+                known = pc.sum(pc.is_in(arr, value_set=pa.array(vocab, type=pa.string()))).as_py() or 0
+                ints[pos + k + 1] += len(arr) - nulls - known
+            pos += k + 2
+        ints[0] += rows or 0
+
+    def to_profile(self, ints: np.ndarray, floats: np.ndarray) -> ReferenceProfile:
+        cols: dict[str, ColumnProfile] = {}
+        pos = 1
+        for j, (name, edges, fine) in enumerate(self.numeric):
+            c = ints[pos : pos + edges.size + 1]
+            pos += edges.size + 1
+            fc = ints[pos : pos + fine.size + 1]
+            pos += fine.size + 1
+            n = int(c.sum())
+            s, ss, lo, hi = floats[4 * j : 4 * j + 4]
+            cols[name] = NumericProfile(
+                edges=tuple(float(x) for x in edges),
+                counts=tuple(int(x) for x in c),
+                fine_edges=tuple(float(x) for x in fine),
+                fine_counts=tuple(int(x) for x in fc),
+                null_count=int(ints[pos]),
+                count=n,
+                sum=float(s),
+                sumsq=float(ss),
+                min=float(lo) if n else None,
+                max=float(hi) if n else None,
+            )
+            pos += 1
+        for name, cats, vocab in self.categorical:
+            k = len(cats) + 1
+            cols[name] = CategoricalProfile(
+                categories=tuple(cats),
+                counts=tuple(int(x) for x in ints[pos : pos + k]),
+                null_count=int(ints[pos + k]),
+                unseen_count=int(ints[pos + k + 1]),
+                vocabulary=vocab,
+            )
+            pos += k + 2
+        return ReferenceProfile(columns=cols, row_count=int(ints[0]), created_at=_now())
+
+    def reduce(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        ints, floats = self.empty()
+        for i, f in parts:
+            ints += i
+            f4, acc = np.asarray(f).reshape(-1, 4), floats.reshape(-1, 4)
+            acc[:, :2] += f4[:, :2]
+            acc[:, 2] = np.minimum(acc[:, 2], f4[:, 2])
+            acc[:, 3] = np.maximum(acc[:, 3], f4[:, 3])
+        return ints, floats
+
+
+def _skeleton(
+    numeric: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    categorical: Mapping[str, tuple[tuple[str, ...], tuple[str, ...] | None]],
+) -> ReferenceProfile:
+    """A zero-count profile carrying only the bins, to count against."""
+    cols: dict[str, ColumnProfile] = {}
+    for name, (e, f) in numeric.items():
+        cols[name] = NumericProfile(
+            tuple(e), (0,) * (len(e) + 1), tuple(f), (0,) * (len(f) + 1), 0, 0, 0.0, 0.0, None, None
+        )
+    for name, (cats, vocab) in categorical.items():
+        cols[name] = CategoricalProfile(tuple(cats), (0,) * (len(cats) + 1), 0, 0, vocab)
+    return ReferenceProfile(columns=cols, row_count=0)
+
+
+#: Extra tail quantiles in the fine grid: without them the outermost fine buckets span
+#: (q_0.01, max], and W1 (which spreads a bucket's mass uniformly) errs by ~5% of a std.
+FINE_TAIL_PROBS = (1e-4, 1e-3, 3e-3, 1 - 3e-3, 1 - 1e-3, 1 - 1e-4)
+
+
+def _probs(bins: int, *, fine: bool) -> list[float]:
+    grid = set(np.linspace(0.0, 1.0, bins + 1).tolist())
+    return sorted(grid | set(FINE_TAIL_PROBS) if fine else grid)
+
+
+def _edges_at(quantile_by_prob: dict[float, float], probs: list[float]) -> np.ndarray:
+    return np.unique([quantile_by_prob[p] for p in probs])
+
+
+def _data_vocabulary(categorical: Mapping[str, Any], top_k: int, max_vocabulary: int) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for name, v in categorical.items():
+        arr = pc.cast(pa.array(v, from_pandas=True), pa.string())
+        vc = pc.value_counts(arr.drop_null())
+        values, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+        out[name] = _top_categories(values, counts, top_k, max_vocabulary)
+    return out
+
+
+def _top_categories(
+    values: list[str], counts: list[int], top_k: int, max_vocabulary: int
+) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    order = sorted(range(len(values)), key=lambda i: (-counts[i], values[i]))
+    top = tuple(values[i] for i in order[:top_k])
+    vocab = tuple(sorted(values)) if len(values) <= max_vocabulary else None
+    return top, vocab
+
+
+def _check_params(bins: int, fine_bins: int, top_k: int) -> None:
+    for name, v in (("bins", bins), ("fine_bins", fine_bins), ("top_k", top_k)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def profile_arrays(
+    numeric: Mapping[str, np.ndarray] | None = None,
+    categorical: Mapping[str, Any] | None = None,
+    *,
+    bins: int = 10,
+    fine_bins: int = 100,
+    top_k: int = 20,
+    max_vocabulary: int = 1000,
+    edges_from: ReferenceProfile | None = None,
+) -> ReferenceProfile:
+    """:func:`build_profile` for in-memory arrays (numpy, no Spark), e.g. for small data and tests.
+
+    With ``edges_from`` the edges and categories are those of that profile (the vocabulary
+    is still this data's), which makes the result comparable with it and mergeable into it.
+    """
+    _check_params(bins, fine_bins, top_k)
+    numeric, categorical = dict(numeric or {}), dict(categorical or {})
+    lengths = {name: len(v) for name, v in {**numeric, **categorical}.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            "columns must all have the same length: " + ", ".join(f"{n} has {k}" for n, k in lengths.items())
+        )
+    cat_bins = _data_vocabulary(categorical, top_k, max_vocabulary)
+    if edges_from is not None:
+        base = _select(edges_from, list(numeric) + list(categorical))
+        num_bins = {n: (base.columns[n].edges, base.columns[n].fine_edges) for n in numeric}
+        cat_bins = {n: (base.columns[n].categories, vocab) for n, (_, vocab) in cat_bins.items()}
+    else:
+        num_bins = {}
+        for name, v in numeric.items():
+            v = np.asarray(v, dtype=np.float64)
+            v = v[~np.isnan(v)]
+            if not v.size:
+                num_bins[name] = ([0.0], [0.0])
+                continue
+            edges = [
+                np.unique(np.quantile(v, _probs(k, fine=fine)))
+                for k, fine in ((bins, False), (fine_bins, True))
+            ]
+            num_bins[name] = tuple(edges)
+    grid = _Grid.of(_skeleton(num_bins, cat_bins))
+    ints, floats = grid.empty()
+    grid.count_batch({**numeric, **categorical}, ints, floats)
+    return grid.to_profile(ints, floats)
+
+
+def count_arrays(columns: Mapping[str, Any], profile: ReferenceProfile) -> ReferenceProfile:
+    """:func:`current_counts` for in-memory arrays: count them on the profile's bins.
+
+    ``columns`` maps every profiled column name to a numpy array, list or pyarrow array;
+    ``unseen_count`` counts values outside the profile's vocabulary.
+    """
+    missing = [n for n in profile.columns if n not in columns]
+    if missing:
+        raise InputDataError(f"profiled columns {missing} are missing from the data")
+    grid = _Grid.of(profile)
+    ints, floats = grid.empty()
+    grid.count_batch({n: columns[n] for n in profile.columns}, ints, floats)
+    return grid.to_profile(ints, floats)
+
+
+def _select(profile: ReferenceProfile, names: list[str]) -> ReferenceProfile:
+    missing = [n for n in names if n not in profile.columns]
+    if missing:
+        raise InputDataError(
+            f"columns {missing} are not in the reference profile (it has {list(profile.columns)})"
+        )
+    return ReferenceProfile(columns={n: profile.columns[n] for n in names}, row_count=profile.row_count)
+
+
+# --------------------------------------------------------------------------- Spark
+
+
+def _check_columns(df, numeric: list[str], categorical: list[str]) -> None:
+    from pyspark.sql.types import BooleanType, NumericType
+
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    missing = [c for c in numeric + categorical if c not in fields]
+    if missing:
+        raise InputDataError(
+            f"monitored columns {missing} are not in the data (it has {sorted(fields)})",
+            hint="check the drift column names for typos",
+        )
+    not_numeric = [c for c in numeric if not isinstance(fields[c], (NumericType, BooleanType))]
+    if not_numeric:
+        raise InputDataError(
+            "numeric drift columns must have a numeric type: "
+            + ", ".join(f"{c} is {fields[c].simpleString()}" for c in not_numeric),
+            hint="profile them as categorical columns instead",
+        )
+    both = set(numeric) & set(categorical)
+    if both:
+        raise InputDataError(f"columns {sorted(both)} are listed as both numeric and categorical")
+
+
+def current_counts(df, profile: ReferenceProfile) -> ReferenceProfile:
+    """Count ``df`` on the reference's bins, for every profiled column, in ONE Spark job.
+
+    Each partition bins its Arrow batches with ``np.searchsorted`` + ``np.bincount`` (and
+    Arrow's ``index_in`` for categories) and yields a single row of count vectors; the driver
+    collects one small row per partition and adds them. No data rows reach the driver.
+    Returns a profile of ``df`` on the reference's edges/categories (``unseen_count`` counts
+    values outside the reference vocabulary), ready for the drift statistics or for merging.
+    """
+    from pyspark.sql import functions as F
+
+    grid = _Grid.of(profile)
+    _check_columns(df, [n for n, _, _ in grid.numeric], [n for n, _, _ in grid.categorical])
+    exprs = [F.col(n).cast("double").alias(n) for n, _, _ in grid.numeric]
+    exprs += [F.col(n).cast("string").alias(n) for n, _, _ in grid.categorical]
+
+    def count_partition(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        ints, floats = grid.empty()
+        for b in batches:
+            grid.count_batch({name: b.column(name) for name in b.schema.names}, ints, floats)
+        yield pa.RecordBatch.from_pydict(
+            {"ints": [ints.tolist()], "floats": [floats.tolist()]},
+            schema=pa.schema([("ints", pa.list_(pa.int64())), ("floats", pa.list_(pa.float64()))]),
+        )
+
+    rows = df.select(*exprs).mapInArrow(count_partition, "ints array<bigint>, floats array<double>").collect()
+    parts = [(np.asarray(r["ints"], dtype=np.int64), np.asarray(r["floats"], dtype=np.float64)) for r in rows]
+    return grid.to_profile(*grid.reduce(parts))
+
+
+def build_profile(
+    df,
+    numeric_columns: list[str],
+    categorical_columns: list[str] | None = None,
+    *,
+    bins: int = 10,
+    fine_bins: int = 100,
+    top_k: int = 20,
+    max_vocabulary: int = 1000,
+    relative_error: float = 1e-3,
+    edges_from: ReferenceProfile | None = None,
+) -> ReferenceProfile:
+    """Profile a Spark DataFrame: quantile edges and top-K categories, then one counting pass.
+
+    Numeric edges are approximate quantiles (``approxQuantile``, one job for all columns,
+    ``relative_error`` in rank) at ``bins`` and ``fine_bins`` equal-probability steps, with
+    duplicate edges dropped (the fine grid also gets the tail quantiles
+    :data:`FINE_TAIL_PROBS`); categories are the ``top_k`` most frequent (ties by value) and
+    the vocabulary is every distinct value when there are at most ``max_vocabulary``.
+    With ``edges_from`` the edges and categories come from that profile (the vocabulary is
+    still this data's), so the result merges with it: ``merge(p_a, build_profile(df_b, ...,
+    edges_from=p_a))`` is the profile of both.
+
+    >>> ref = build_profile(df, ["age", "income"], ["country"])      # doctest: +SKIP
+    >>> ref.save("reference_profile.json")                           # doctest: +SKIP
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    _check_params(bins, fine_bins, top_k)
+    numeric_columns, categorical_columns = list(numeric_columns), list(categorical_columns or [])
+    if not numeric_columns and not categorical_columns:
+        raise ValueError("build_profile needs at least one numeric or categorical column")
+    _check_columns(df, numeric_columns, categorical_columns)
+
+    if edges_from is not None:
+        base = _select(edges_from, numeric_columns + categorical_columns)
+        num_bins = {n: (c.edges, c.fine_edges) for n, c in base.columns.items() if n in numeric_columns}
+        top = {n: c.categories for n, c in base.columns.items() if n in categorical_columns}
+    else:
+        num_bins, top = {}, {}
+        if numeric_columns:
+            coarse, fine = _probs(bins, fine=False), _probs(fine_bins, fine=True)
+            probs = sorted(set(coarse) | set(fine))
+            clean = df.select(
+                *[
+                    F.when(F.isnan(F.col(c).cast("double")), None).otherwise(F.col(c).cast("double")).alias(c)
+                    for c in numeric_columns
+                ]
+            )
+            quantiles = clean.approxQuantile(numeric_columns, probs, relative_error)
+            for name, q in zip(numeric_columns, quantiles, strict=True):
+                if not q:  # all null
+                    num_bins[name] = ([0.0], [0.0])
+                    continue
+                by_p = dict(zip(probs, q, strict=True))
+                num_bins[name] = (_edges_at(by_p, coarse), _edges_at(by_p, fine))
+
+    cat_bins: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {}
+    if categorical_columns:
+        pairs = F.explode(
+            F.array(
+                *[
+                    F.struct(F.lit(c).alias("c"), F.col(c).cast("string").alias("v"))
+                    for c in categorical_columns
+                ]
+            )
+        ).alias("p")
+        freq = df.select(pairs).select("p.c", "p.v").where(F.col("v").isNotNull()).groupBy("c", "v").count()
+        w = Window.partitionBy("c").orderBy(F.col("count").desc(), F.col("v"))
+        keep = max(top_k, max_vocabulary + 1)
+        rows = freq.withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= keep).collect()
+        for name in categorical_columns:
+            vals = [(r["v"], r["count"]) for r in rows if r["c"] == name]
+            values, counts = [v for v, _ in vals], [n for _, n in vals]
+            cats, vocab = _top_categories(values, counts, top_k, max_vocabulary)
+            cat_bins[name] = (top[name] if name in top else cats, vocab)
+
+    skeleton = _skeleton(num_bins, cat_bins)
+    # keep the caller's column order
+    ordered = {n: skeleton.columns[n] for n in numeric_columns + categorical_columns}
+    return current_counts(df, ReferenceProfile(columns=ordered, row_count=0))

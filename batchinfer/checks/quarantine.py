@@ -1,0 +1,246 @@
+"""Quarantine: set aside the rows the model cannot (or should not) score, with a reason.
+
+Rules are Spark column expressions (no Python UDF), so the split costs no more than a
+filter. A quarantined row carries ``_quarantine_reason``, e.g. ``"f3 is NaN"`` or
+``"f3 is NaN; country not in set"``.
+
+Rules:
+
+``null_features``
+    a model feature column is null (or, for array features, has a null element).
+``non_finite_features``
+    a float/double feature is NaN or ±infinity (also inside array features).
+``input_checks``
+    the row-level expectations from ``checks.input``: ``not_null``, ``between`` (out of
+    range), ``in_set`` (unknown category), ``not_in_set``, ``match_regex``. As in Great
+    Expectations, nulls only break ``not_null``. ``mostly`` and ``severity`` do not apply
+    to single rows: every row breaking one of these checks is quarantined.
+
+The quarantine budget becomes one check outcome (stage ``quarantine``)::
+
+    >>> quarantine_outcome(1000, 20, 0.01).status
+    'failed'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from batchinfer.checks.expectations import ExpectationSpec
+from batchinfer.checks.gate import CheckOutcome
+from batchinfer.errors import ConfigError, InputDataError
+
+QuarantineRule = Literal["null_features", "non_finite_features", "input_checks"]
+DEFAULT_RULES: tuple[QuarantineRule, ...] = ("null_features", "non_finite_features")
+ALL_RULES: tuple[str, ...] = ("null_features", "non_finite_features", "input_checks")
+REASON_COLUMN = "_quarantine_reason"
+
+
+class QuarantineConfig(BaseModel):
+    """The ``quarantine:`` section of a job config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    path: str | None = Field(default=None, description="where quarantined rows are written")
+    max_fraction: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="largest tolerated quarantined share of rows"
+    )
+    rules: list[QuarantineRule] = Field(default_factory=lambda: list(DEFAULT_RULES))
+    reasons: Literal["first", "all"] = Field(
+        default="all", description="name every broken rule in the reason, or only the first"
+    )
+
+    @model_validator(mode="after")
+    def _path_when_enabled(self) -> QuarantineConfig:
+        if self.enabled and not self.path:
+            raise ValueError("'path' is required when quarantine is enabled (where bad rows go)")
+        return self
+
+
+def split_rows(
+    df: Any,
+    *,
+    feature_columns: Sequence[str],
+    specs: Sequence[ExpectationSpec | dict] = (),
+    rules: Sequence[str] = DEFAULT_RULES,
+    reasons: Literal["first", "all"] = "all",
+) -> tuple[Any, Any]:
+    """Split ``df`` into ``(clean_df, quarantined_df)`` by the quarantine ``rules``.
+
+    ``specs`` (usually ``checks.input``) are used when ``"input_checks"`` is in ``rules``;
+    only their row-level expectations apply. ``quarantined_df`` has every column of ``df``
+    plus ``_quarantine_reason``; ``clean_df`` has exactly the columns of ``df``.
+
+    Both results share one lineage: persist ``df`` first if you count or write both.
+
+    Raises:
+        ConfigError: an unknown rule or ``reasons`` mode, or an invalid spec.
+        InputDataError: a feature or check column is not in ``df``, or ``df`` already has a
+            ``_quarantine_reason`` column.
+    """
+    from pyspark.sql import functions as F
+
+    unknown = [r for r in rules if r not in ALL_RULES]
+    if unknown:
+        raise ConfigError(
+            "Invalid quarantine rules",
+            problems=[("quarantine.rules", f"unknown rule(s) {unknown}; use any of {list(ALL_RULES)}")],
+        )
+    if reasons not in ("first", "all"):
+        raise ConfigError(
+            "Invalid quarantine reasons mode",
+            problems=[("quarantine.reasons", f"expected 'first' or 'all', got {reasons!r}")],
+        )
+    if REASON_COLUMN in df.columns:
+        raise InputDataError(
+            f"input already has a {REASON_COLUMN!r} column",
+            hint="drop or rename it; quarantine writes the reason there",
+        )
+    row_specs = _row_level_specs(specs) if "input_checks" in rules else []
+    _require_columns(df, list(feature_columns), "feature column")
+    _require_columns(df, [s.column for s in row_specs if s.column is not None], "checked column")
+
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    broken: list[tuple[Any, str]] = []  # (condition, reason)
+    for name in feature_columns:
+        broken += _feature_conditions(name, fields[name], rules)
+    for spec in row_specs:
+        broken += _spec_conditions(spec)
+
+    if not broken:
+        empty = df.limit(0).withColumn(REASON_COLUMN, F.lit(None).cast("string"))
+        return df, empty
+
+    labels = [F.when(cond, F.lit(reason)) for cond, reason in broken]
+    if reasons == "first":
+        reason_expr = F.coalesce(*labels)
+    else:  # concat_ws skips nulls, so an all-clean row gets "" -> null
+        reason_expr = F.nullif(F.concat_ws("; ", *labels), F.lit(""))
+    tagged = df.withColumn(REASON_COLUMN, reason_expr)
+    clean = tagged.where(F.col(REASON_COLUMN).isNull()).drop(REASON_COLUMN)
+    quarantined = tagged.where(F.col(REASON_COLUMN).isNotNull())
+    return clean, quarantined
+
+
+def quarantine_outcome(n_total: int, n_quarantined: int, max_fraction: float) -> CheckOutcome:
+    """The quarantine budget as a check: fails when the quarantined share exceeds ``max_fraction``.
+
+    >>> o = quarantine_outcome(1000, 5, 0.01)
+    >>> o.passed, o.observed
+    (True, 0.005)
+    """
+    if n_total < 0 or n_quarantined < 0:
+        raise ValueError(f"row counts must be >= 0, got n_total={n_total}, n_quarantined={n_quarantined}")
+    if n_quarantined > n_total:
+        raise ValueError(f"n_quarantined ({n_quarantined}) cannot exceed n_total ({n_total})")
+    if not 0.0 <= max_fraction <= 1.0:
+        raise ValueError(f"max_fraction must be between 0 and 1, got {max_fraction}")
+    fraction = n_quarantined / n_total if n_total else 0.0
+    passed = fraction <= max_fraction
+    message = f"{n_quarantined} of {n_total} rows quarantined ({100 * fraction:.4g}%)"
+    if not passed:
+        message += f", above the allowed {100 * max_fraction:.4g}%"
+    return CheckOutcome(
+        stage="quarantine",
+        check="quarantined_fraction",
+        passed=passed,
+        severity="fail",
+        observed=fraction,
+        threshold=max_fraction,
+        unexpected_percent=100 * fraction,
+        message=message,
+        details={"n_total": n_total, "n_quarantined": n_quarantined},
+    )
+
+
+def _row_level_specs(specs: Sequence[ExpectationSpec | dict]) -> list[ExpectationSpec]:
+    from pydantic import ValidationError
+
+    from batchinfer.checks.expectations import pydantic_problems
+
+    out, problems = [], []
+    for i, s in enumerate(specs):
+        try:
+            spec = s if isinstance(s, ExpectationSpec) else ExpectationSpec.model_validate(s)
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, prefix=f"checks.input[{i}]")
+            continue
+        if spec.is_row_level:
+            out.append(spec)
+    if problems:
+        raise ConfigError("Invalid expectations", problems=problems)
+    return out
+
+
+def _require_columns(df: Any, names: list[str], what: str) -> None:
+    missing = [n for n in dict.fromkeys(names) if n not in df.columns]
+    if missing:
+        raise InputDataError(
+            f"{what}(s) {missing} not in the data; available: {sorted(df.columns)}",
+            hint="check the column names in the job config",
+        )
+
+
+def _feature_conditions(name: str, dtype: Any, rules: Sequence[str]) -> list[tuple[Any, str]]:
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    col = F.col(name)
+    out: list[tuple[Any, str]] = []
+    is_float = isinstance(dtype, (T.FloatType, T.DoubleType))
+    if "null_features" in rules:
+        out.append((col.isNull(), f"{name} is null"))
+    if "non_finite_features" in rules and is_float:
+        out.append((F.isnan(col), f"{name} is NaN"))
+        out.append((col.isin(float("inf"), float("-inf")), f"{name} is infinite"))
+    if isinstance(dtype, T.ArrayType):
+        elem_float = isinstance(dtype.elementType, (T.FloatType, T.DoubleType))
+        if "null_features" in rules:
+            out.append((F.exists(col, lambda x: x.isNull()), f"{name} has a null element"))
+        if "non_finite_features" in rules and elem_float:
+            out.append((F.exists(col, lambda x: F.isnan(x)), f"{name} has a NaN element"))
+            out.append(
+                (
+                    F.exists(col, lambda x: x.isin(float("inf"), float("-inf"))),
+                    f"{name} has an infinite element",
+                )
+            )
+    return out
+
+
+def _spec_conditions(spec: ExpectationSpec) -> list[tuple[Any, str]]:
+    from pyspark.sql import functions as F
+
+    kw = spec.gx_kwargs()
+    name = spec.column
+    if name is None:
+        return []
+    col = F.col(name)
+    t = spec.gx_type
+    if t == "expect_column_values_to_not_be_null":
+        return [(col.isNull(), f"{name} is null")]
+    if t == "expect_column_values_to_be_between":
+        lo, hi = kw.get("min_value"), kw.get("max_value")
+        ok = F.lit(True)
+        if lo is not None:
+            ok = ok & ((col > F.lit(lo)) if kw.get("strict_min") else (col >= F.lit(lo)))
+        if hi is not None:
+            ok = ok & ((col < F.lit(hi)) if kw.get("strict_max") else (col <= F.lit(hi)))
+        return [(col.isNotNull() & ~ok, f"{name} out of range [{_num(lo, '-inf')}, {_num(hi, 'inf')}]")]
+    if t == "expect_column_values_to_be_in_set":
+        return [(col.isNotNull() & ~col.isin(list(kw.get("value_set") or [])), f"{name} not in set")]
+    if t == "expect_column_values_to_not_be_in_set":
+        return [(col.isin(list(kw.get("value_set") or [])), f"{name} in forbidden set")]
+    if t == "expect_column_values_to_match_regex" and kw.get("regex"):
+        return [(col.isNotNull() & ~col.rlike(kw["regex"]), f"{name} does not match {kw['regex']!r}")]
+    return []
+
+
+def _num(v: Any, open_end: str) -> str:
+    if v is None:
+        return open_end
+    return f"{v:g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,242 @@
+"""The ``batchinfer`` command. Imports nothing heavy at module level, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from batchinfer.errors import EXIT_CODES, EXIT_OK, EXIT_UNEXPECTED, BatchInferError, ConfigError
+
+log = logging.getLogger("batchinfer")
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in sorted(EXIT_CODES.items()))
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="job config YAML (e.g. conf/demo.yaml)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set input.partitions.ds=2026-11-28 (repeatable)",
+    )
+    p.add_argument("--env", help="environment overlay: conf/base/X.yaml + conf/<env>/X.yaml")
+    p.add_argument("--overlay", action="append", default=[], metavar="YAML", help="extra config layer (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchinfer",
+        description="Offline batch scoring of ONNX models on Apache Spark, with data-quality and drift gates.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: Spark's too)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scoring job", epilog=EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_args(run)
+    run.add_argument("--dry-run", action="store_true", help="run everything but the write")
+    run.add_argument("--sample-fraction", type=float, help="score a random sample of the input rows")
+    run.add_argument("--json", action="store_true", help="print the run manifest as JSON on stdout")
+    run.add_argument("--manifest-out", metavar="PATH", help="also write the manifest JSON to PATH")
+
+    val = sub.add_parser("validate", help="check config, data schema and model signature without scoring")
+    _add_config_args(val)
+    val.add_argument("--json", action="store_true", help="print the resolved plan as JSON")
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    show = cfg_sub.add_parser("show", help="print the fully resolved config (layers, --set, env applied)")
+    _add_config_args(show)
+    show.add_argument("--json", action="store_true", help="JSON instead of YAML")
+
+    unlock = sub.add_parser("unlock", help="clear a stale output lock left by a dead run")
+    unlock.add_argument("output", help="output path of the job (output.path)")
+
+    recover = sub.add_parser("recover", help="roll back a half-done commit left by a killed run")
+    recover.add_argument("output", help="output path of the job (output.path)")
+
+    demo = sub.add_parser("demo", help="make the demo data and model (if missing) and run the demo job")
+    demo.add_argument("--dir", default="demo", help="where demo data, model and output go (default: demo/)")
+    demo.add_argument("--rows", type=int, default=240_000, help="rows in the demo dataset")
+    demo.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    _register_extensions(sub)
+    return parser
+
+
+def _register_extensions(sub) -> None:
+    """Subcommands that live next to their feature (model tools, profiles, expectations, packaging)."""
+    from batchinfer import commands
+
+    for register in commands.REGISTRY:
+        register(sub)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    logging.getLogger("py4j").setLevel(logging.ERROR)
+    if verbose >= 2:
+        os.environ.setdefault("SPARK_CONF_DIR", "")  # keep Spark's own log4j config: show its logs
+
+
+def _print_error(exc: BatchInferError) -> None:
+    print(f"batchinfer: {exc.kind} error: {exc.message}", file=sys.stderr)
+    for path, msg in getattr(exc, "problems", []):
+        print(f"  - {path}: {msg}", file=sys.stderr)
+    if exc.hint:
+        print(f"  fix: {exc.hint}", file=sys.stderr)
+
+
+def cmd_run(args) -> int:
+    from batchinfer.job import Job
+    from batchinfer.progress import progress_reporter
+    from batchinfer.report import summary_text
+
+    job = Job.from_yaml(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
+    if args.sample_fraction is not None and not (0 < args.sample_fraction <= 1):
+        raise ConfigError("--sample-fraction must be in (0, 1]", problems=[("--sample-fraction", str(args.sample_fraction))])
+    with progress_reporter(enabled=not args.quiet and not args.json) as progress:
+        try:
+            result = job.run(dry_run=args.dry_run or None, sample_fraction=args.sample_fraction, progress=progress)
+        except BatchInferError as exc:
+            res = getattr(exc, "result", None)
+            if res is not None:
+                _emit_manifest(args, res.manifest)
+            raise
+    _emit_manifest(args, result.manifest)
+    if not args.quiet and not args.json:
+        print(summary_text(result.manifest))
+    return EXIT_OK
+
+
+def _emit_manifest(args, manifest: dict) -> None:
+    from batchinfer.config import redact
+
+    text = json.dumps(redact(manifest, []), indent=2, default=str)
+    if getattr(args, "manifest_out", None):
+        with open(args.manifest_out, "w") as fh:
+            fh.write(text)
+    if args.json:
+        print(text)
+
+
+def cmd_validate(args) -> int:
+    from batchinfer.job import Job
+
+    job = Job.from_yaml(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
+    plan = job.plan()
+    from batchinfer.commands import validate_extensions
+
+    validate_extensions(job, plan)
+    if args.json:
+        print(json.dumps(plan.summary(), indent=2, default=str))
+    else:
+        sel = plan.selection
+        print(
+            f"config OK: job {job.config.job}; {sel.rows:,} rows in {len(sel.files)} files "
+            f"({len(sel.partitions)} partitions); model {plan.model.sha256[:12]} "
+            f"({len(plan.spec.inputs)} inputs → {len(plan.spec.outputs)} outputs)"
+        )
+    return EXIT_OK
+
+
+def cmd_config_show(args) -> int:
+    from batchinfer.config import load_config_full, redact
+
+    loaded = load_config_full(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
+    data = redact(loaded.config.model_dump(mode="json"), loaded.secrets)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        import yaml
+
+        print(f"# resolved from: {', '.join(loaded.sources)}")
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    return EXIT_OK
+
+
+def cmd_unlock(args) -> int:
+    from batchinfer.io.sink import OutputTable
+
+    holder = OutputTable(args.output).force_unlock()
+    if holder is None:
+        print(f"{args.output}: no lock held")
+    else:
+        print(f"{args.output}: cleared the lock of run {holder.get('run_id')} (host {holder.get('host')}, "
+              f"pid {holder.get('pid')}, since {holder.get('since')})")
+    return EXIT_OK
+
+
+def cmd_recover(args) -> int:
+    from batchinfer.io.sink import OutputTable
+    from batchinfer.job import new_run_id
+
+    table = OutputTable(args.output)
+    run_id = new_run_id()
+    table.acquire_lock(run_id, "recover")
+    try:
+        actions = table.recover(current_run=run_id)
+    finally:
+        table.release_lock(run_id)
+    print("\n".join(actions) if actions else f"{args.output}: nothing to recover")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from batchinfer.demo import run_demo
+
+    return run_demo(args.dir, rows=args.rows, as_json=args.json)
+
+
+def dispatch(args, parser) -> int:
+    if args.version:
+        from batchinfer import __version__
+
+        print(__version__)
+        return EXIT_OK
+    handlers = {"run": cmd_run, "validate": cmd_validate, "unlock": cmd_unlock, "recover": cmd_recover,
+                "demo": cmd_demo}
+    if args.command == "config":
+        if args.config_command == "show":
+            return cmd_config_show(args)
+        parser.parse_args(["config", "--help"])
+    if args.command in handlers:
+        return handlers[args.command](args)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
+    parser.print_help()
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        return dispatch(args, parser)
+    except BatchInferError as exc:
+        _print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("batchinfer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # unexpected: keep the traceback, it is a bug or an infrastructure failure
+        log.exception("batchinfer: unexpected error: %s", exc)
+        return EXIT_UNEXPECTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The demo: a partitioned churn dataset, a scikit-learn MLP exported to ONNX, and one job run.
+
+``make demo`` calls ``batchinfer demo``: data and model are made once (seeded) under ``demo/``
+and reused; the job then scores every partition and prints a summary. Tests and notebooks use
+the same generators on smaller sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "demo.yaml"
+DAYS = ("2026-11-26", "2026-11-27", "2026-11-28")
+N_FEATURES = 12
+COUNTRIES = ("DE", "FR", "US", "GB", "ES")
+PLANS = ("free", "basic", "pro")
+
+
+def feature_names(n: int = N_FEATURES) -> list[str]:
+    return [f"f{i}" for i in range(n)]
+
+
+def _true_logit(x: np.ndarray) -> np.ndarray:
+    return 1.5 * x[:, 0] - 1.0 * x[:, 1] + 0.8 * x[:, 2] * x[:, 3] + 0.5 * np.sin(3 * x[:, 4]) - 0.3
+
+
+def make_dataset(
+    root: str | Path,
+    *,
+    rows: int = 240_000,
+    days: tuple[str, ...] = DAYS,
+    files_per_day: int = 2,
+    n_features: int = N_FEATURES,
+    seed: int = 7,
+    shift: dict[str, float] | None = None,
+) -> Path:
+    """Write ``root/ds=<day>/part-<i>.parquet`` with ``customer_id``, ``country``, ``plan``,
+    ``f0..f{n-1}`` (float32) and a ``churned`` label. ``shift`` adds a constant to named features."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    per_file = max(1, rows // (len(days) * files_per_day))
+    next_id = 0
+    for day in days:
+        for part in range(files_per_day):
+            x = rng.normal(size=(per_file, n_features)).astype(np.float32)
+            for name, delta in (shift or {}).items():
+                x[:, int(name[1:])] += np.float32(delta)
+            p = 1 / (1 + np.exp(-_true_logit(x)))
+            churned = (rng.random(per_file) < p).astype(np.int64)
+            table = {
+                "customer_id": np.arange(next_id, next_id + per_file, dtype=np.int64),
+                "country": rng.choice(COUNTRIES, size=per_file, p=[0.3, 0.2, 0.3, 0.1, 0.1]),
+                "plan": rng.choice(PLANS, size=per_file),
+            }
+            next_id += per_file
+            for j in range(n_features):
+                table[f"f{j}"] = x[:, j]
+            table["churned"] = churned
+            out = root / f"ds={day}"
+            out.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table(table), out / f"part-{part:03d}.parquet")
+    return root
+
+
+def make_model(path: str | Path, *, n_features: int = N_FEATURES, seed: int = 7, hidden=(32, 16)) -> Path:
+    """Train a small MLP on generated rows and export it to ONNX (probabilities as a tensor)."""
+    from sklearn.neural_network import MLPClassifier
+
+    from batchinfer.model.export import export_sklearn
+
+    rng = np.random.default_rng(seed + 1)
+    x = rng.normal(size=(20_000, n_features)).astype(np.float32)
+    y = (rng.random(len(x)) < 1 / (1 + np.exp(-_true_logit(x)))).astype(np.int64)
+    clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=60, random_state=seed)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a demo model needs no full convergence
+        clf.fit(x, y)
+    return export_sklearn(clf, path, n_features=n_features, input_name="input")
+
+
+def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Path]:
+    base = Path(base)
+    data = base / "data" / "events"
+    model = base / "models" / "churn.onnx"
+    stamp = base / "data" / ".rows"
+    if not (stamp.exists() and stamp.read_text().strip() == str(rows)):
+        import shutil
+
+        if data.exists():
+            shutil.rmtree(data)
+        t0 = time.perf_counter()
+        make_dataset(data, rows=rows)
+        stamp.write_text(str(rows))
+        print(f"demo: wrote {rows:,} rows in {len(DAYS)} ds partitions to {data} "
+              f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+    if not model.exists():
+        model.parent.mkdir(parents=True, exist_ok=True)
+        make_model(model)
+        print(f"demo: trained an MLP and exported it to {model}", file=sys.stderr)
+    return {"data": data, "model": model, "output": base / "output" / "churn_scores"}
+
+
+def run_demo(base: str | Path = "demo", *, rows: int = 240_000, as_json: bool = False) -> int:
+    from batchinfer.job import Job
+    from batchinfer.progress import progress_reporter
+    from batchinfer.report import summary_text
+
+    assets = ensure_demo_assets(base, rows=rows)
+    overrides = [
+        f"input.path={assets['data']}",
+        f"model.path={assets['model']}",
+        f"output.path={assets['output']}",
+    ]
+    job = Job.from_yaml(DEMO_CONFIG, overrides=overrides)
+    with progress_reporter(enabled=not as_json) as progress:
+        result = job.run(progress=progress)
+    if as_json:
+        print(json.dumps(result.manifest, indent=2, default=str))
+    else:
+        print(summary_text(result.manifest))
+    return 0

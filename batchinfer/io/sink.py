@@ -1,0 +1,357 @@
+"""Staged, atomic, recoverable partitioned output.
+
+Layout under the output root (Spark and Hive readers ignore names starting with ``_``)::
+
+    out/ds=2026-11-28/part-*.parquet        live data, one directory per partition
+    out/ds=2026-11-28/_SUCCESS               run id that committed this partition
+    out/_SUCCESS                             run id of the last successful commit
+    out/_batchinfer/lock                     held by the running job (run id, host, pid)
+    out/_batchinfer/staging/<run_id>/        Spark writes here first
+    out/_batchinfer/journal/<run_id>.json    commit intent; present only while committing
+    out/_batchinfer/trash/<run_id>/          previous partitions, until the commit completes
+    out/_batchinfer/runs/<run_id>/           manifest.json, report, check results
+
+Commit protocol: the scored rows are written to staging by Spark; only after every check
+passed does the driver write the journal, then for each partition rename the live directory
+into trash and the staged directory into place (each rename is atomic on local disks and
+HDFS), then mark the journal committed and delete trash. A run killed at any point leaves
+either the old partition or, inside the short rename window, a journal; the next run (or
+``batchinfer recover``) rolls such a half-done commit back, restoring the previous partition
+byte for byte, and deletes the dead run's staging files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from batchinfer.errors import OutputError, OutputLockedError
+from batchinfer.io.filesystem import Location, is_hidden, resolve
+
+META = "_batchinfer"
+
+
+@dataclass
+class CommitResult:
+    partitions: list[dict[str, str]] = field(default_factory=list)
+    rows: int = 0
+    files: int = 0
+    rows_by_partition: dict[str, int] = field(default_factory=dict)
+
+
+def _ftype(loc: Location):
+    return loc.fs.get_file_info(loc.path).type
+
+
+def _exists(loc: Location) -> bool:
+    from pyarrow import fs as pafs
+
+    return _ftype(loc) != pafs.FileType.NotFound
+
+
+def _write_text_atomic(loc: Location, text: str) -> None:
+    parent = loc.path.rsplit("/", 1)[0]
+    loc.fs.create_dir(parent, recursive=True)
+    tmp = f"{loc.path}.tmp-{os.getpid()}-{time.time_ns()}"
+    with loc.fs.open_output_stream(tmp) as fh:
+        fh.write(text.encode())
+    loc.fs.move(tmp, loc.path)
+
+
+def _read_json(loc: Location) -> dict | None:
+    try:
+        with loc.fs.open_input_stream(loc.path) as fh:
+            return json.loads(fh.read().decode())
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputTable:
+    """One output root and its ``_batchinfer`` bookkeeping."""
+
+    def __init__(self, path: str) -> None:
+        self.root = resolve(path)
+        self.meta = self.root.join(META)
+
+    # ------------------------------------------------------------------ paths
+    def staging(self, run_id: str) -> Location:
+        return self.meta.join("staging", run_id)
+
+    def run_dir(self, run_id: str) -> Location:
+        return self.meta.join("runs", run_id)
+
+    @property
+    def lock_path(self) -> Location:
+        return self.meta.join("lock")
+
+    # ------------------------------------------------------------------ lock
+    def acquire_lock(self, run_id: str, job: str) -> None:
+        """Take the output lock, breaking it only when provably stale (same host, dead pid)."""
+        info = {
+            "run_id": run_id,
+            "job": job,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.meta.fs.create_dir(self.meta.path, recursive=True)
+        for _ in range(2):
+            if self._try_create_lock(info):
+                return
+            holder = _read_json(self.lock_path) or {}
+            if holder.get("host") == info["host"] and isinstance(holder.get("pid"), int) and not _pid_alive(
+                holder["pid"]
+            ):
+                # The holder died on this host (e.g. SIGKILL): its lock is provably stale.
+                self.lock_path.fs.delete_file(self.lock_path.path)
+                continue
+            raise OutputLockedError(
+                f"output {self.root.uri} locked by run {holder.get('run_id', '?')} (job {holder.get('job', '?')}, "
+                f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, since {holder.get('since', '?')})",
+                hint=f"wait for that run to finish; if it is dead, clear the lock with "
+                f"`batchinfer unlock {self.root.uri}`",
+            )
+        raise OutputLockedError(f"output {self.root.uri} lock could not be acquired")
+
+    def _try_create_lock(self, info: dict) -> bool:
+        data = json.dumps(info).encode()
+        if self.root.is_local:
+            try:
+                fd = os.open(self.lock_path.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            return True
+        # Object stores have no exclusive create: check-then-write, documented as best effort.
+        if _exists(self.lock_path):
+            return False
+        with self.lock_path.fs.open_output_stream(self.lock_path.path) as fh:
+            fh.write(data)
+        return True
+
+    def release_lock(self, run_id: str) -> None:
+        holder = _read_json(self.lock_path)
+        if holder is not None and holder.get("run_id") == run_id:
+            self.lock_path.fs.delete_file(self.lock_path.path)
+
+    def lock_holder(self) -> dict | None:
+        return _read_json(self.lock_path)
+
+    def force_unlock(self) -> dict | None:
+        holder = self.lock_holder()
+        if _exists(self.lock_path):
+            self.lock_path.fs.delete_file(self.lock_path.path)
+        return holder
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self, *, current_run: str | None = None) -> list[str]:
+        """Roll back half-done commits and delete dead runs' staging/trash. Call with the lock held."""
+        from pyarrow import fs as pafs
+
+        actions: list[str] = []
+        journal_dir = self.meta.join("journal")
+        if _exists(journal_dir):
+            for fi in journal_dir.fs.get_file_info(pafs.FileSelector(journal_dir.path)):
+                if not fi.path.endswith(".json"):
+                    continue
+                journal = _read_json(journal_dir.join(fi.base_name)) or {}
+                run_id = journal.get("run_id") or fi.base_name[:-5]
+                if run_id == current_run:
+                    continue
+                if journal.get("state") == "committing":
+                    self._rollback(journal)
+                    actions.append(f"rolled back the interrupted commit of run {run_id}")
+                self._cleanup(run_id)
+                journal_dir.fs.delete_file(fi.path)
+        for sub in ("staging", "trash"):
+            base = self.meta.join(sub)
+            if not _exists(base):
+                continue
+            for fi in base.fs.get_file_info(pafs.FileSelector(base.path)):
+                if fi.base_name != current_run:
+                    base.fs.delete_dir(fi.path)
+                    actions.append(f"deleted leftover {sub} of run {fi.base_name}")
+        return actions
+
+    def _rollback(self, journal: dict) -> None:
+        run_id = journal["run_id"]
+        mode = journal.get("mode")
+        trash = self.meta.join("trash", run_id)
+        for unit in journal.get("units", []):
+            rel = unit["path"]
+            live = self.root.join(rel) if rel else self.root
+            if mode == "append":
+                for name in unit.get("files", []):
+                    f = live.join(name)
+                    if _exists(f):
+                        f.fs.delete_file(f.path)
+                continue
+            if not rel:
+                self._rollback_root(journal, unit)
+                continue
+            old = trash.join(rel)
+            if _exists(old):
+                if _exists(live):
+                    live.fs.delete_dir(live.path)
+                live.fs.create_dir(live.path.rsplit("/", 1)[0], recursive=True)
+                live.fs.move(old.path, live.path)
+            elif not unit.get("had_previous") and _exists(live):
+                live.fs.delete_dir(live.path)
+
+    def _rollback_root(self, journal: dict, unit: dict) -> None:
+        """Unpartitioned output: delete new files, move the old ones back."""
+        trash = self.meta.join("trash", journal["run_id"], "_root")
+        for name in unit.get("files", []):
+            f = self.root.join(name)
+            if _exists(f):
+                f.fs.delete_file(f.path)
+        if _exists(trash):
+            from pyarrow import fs as pafs
+
+            for fi in trash.fs.get_file_info(pafs.FileSelector(trash.path)):
+                trash.fs.move(fi.path, self.root.join(fi.base_name).path)
+
+    def _cleanup(self, run_id: str) -> None:
+        for loc in (self.staging(run_id), self.meta.join("trash", run_id)):
+            if _exists(loc):
+                loc.fs.delete_dir(loc.path)
+
+    def discard(self, run_id: str) -> None:
+        """Drop a run's staged output (failed gate, dry run, error)."""
+        self._cleanup(run_id)
+
+    # ------------------------------------------------------------------ commit
+    def staged_units(self, run_id: str, partition_by: list[str]) -> dict[str, list]:
+        """Relative partition path ('' when unpartitioned) → staged data files (FileInfo)."""
+        from pyarrow import fs as pafs
+
+        staging = self.staging(run_id)
+        units: dict[str, list] = {}
+        if not _exists(staging):
+            return units
+        base = staging.path.rstrip("/") + "/"
+        for fi in staging.fs.get_file_info(pafs.FileSelector(staging.path, recursive=True)):
+            if fi.type != pafs.FileType.File:
+                continue
+            rel = fi.path[len(base) :]
+            parts = rel.split("/")
+            if any(is_hidden(p) for p in parts) or not parts[-1].endswith(".parquet"):
+                continue
+            units.setdefault("/".join(parts[:-1]), []).append(fi)
+        return units
+
+    def existing_partitions(self, units: list[str]) -> list[str]:
+        return [u for u in units if u and _exists(self.root.join(u))]
+
+    def commit(self, run_id: str, *, mode: str, partition_by: list[str], pause=None) -> CommitResult:
+        """Publish the staged output. ``pause(step)`` is a test seam to kill the process mid-commit."""
+        import pyarrow.parquet as pq
+
+        pause = pause or (lambda step: None)
+        units = self.staged_units(run_id, partition_by)
+        result = CommitResult()
+        for rel, files in sorted(units.items()):
+            rows = 0
+            for fi in files:
+                rows += pq.read_metadata(fi.path, filesystem=self.root.fs).num_rows
+            result.rows_by_partition[rel or "(all)"] = rows
+            result.rows += rows
+            result.files += len(files)
+            result.partitions.append(dict(p.split("=", 1) for p in rel.split("/")) if rel else {})
+        if mode == "error_if_exists":
+            clash = self.existing_partitions(list(units)) if partition_by else (
+                [""] if self._root_has_data() else []
+            )
+            if clash:
+                raise OutputError(
+                    f"output.mode=error_if_exists but {self.root.uri} already has "
+                    f"{', '.join(c or 'data' for c in clash)}",
+                    hint="use mode overwrite_partitions to replace it, or write elsewhere",
+                )
+        staging = self.staging(run_id)
+        journal_units = []
+        for rel, files in sorted(units.items()):
+            live = self.root.join(rel) if rel else self.root
+            journal_units.append(
+                {
+                    "path": rel,
+                    "had_previous": _exists(live) if rel else self._root_has_data(),
+                    "files": [fi.base_name for fi in files],
+                }
+            )
+            if mode != "append" and rel:
+                _write_text_atomic(staging.join(rel, "_SUCCESS"), run_id + "\n")
+        journal_loc = self.meta.join("journal", f"{run_id}.json")
+        journal = {"run_id": run_id, "mode": mode, "state": "committing", "units": journal_units}
+        _write_text_atomic(journal_loc, json.dumps(journal))
+        pause("journal_written")
+        trash = self.meta.join("trash", run_id)
+        for unit, (rel, files) in zip(journal_units, sorted(units.items())):
+            live = self.root.join(rel) if rel else self.root
+            if mode == "append":
+                live.fs.create_dir(live.path, recursive=True)
+                for fi in files:
+                    live.fs.move(fi.path, live.join(fi.base_name).path)
+            elif rel:
+                if unit["had_previous"]:
+                    old = trash.join(rel)
+                    old.fs.create_dir(old.path.rsplit("/", 1)[0], recursive=True)
+                    live.fs.move(live.path, old.path)
+                    pause("moved_previous")
+                live.fs.create_dir(live.path.rsplit("/", 1)[0], recursive=True)
+                live.fs.move(staging.join(rel).path, live.path)
+            else:
+                self._swap_root_files(run_id, files)
+            pause("partition_committed")
+        journal["state"] = "committed"
+        _write_text_atomic(journal_loc, json.dumps(journal))
+        _write_text_atomic(self.root.join("_SUCCESS"), run_id + "\n")
+        self._cleanup(run_id)
+        journal_loc.fs.delete_file(journal_loc.path)
+        return result
+
+    def _root_has_data(self) -> bool:
+        from pyarrow import fs as pafs
+
+        if not _exists(self.root):
+            return False
+        return any(
+            fi.type == pafs.FileType.File and not is_hidden(fi.base_name)
+            for fi in self.root.fs.get_file_info(pafs.FileSelector(self.root.path))
+        )
+
+    def _swap_root_files(self, run_id: str, files: list) -> None:
+        from pyarrow import fs as pafs
+
+        trash = self.meta.join("trash", run_id, "_root")
+        trash.fs.create_dir(trash.path, recursive=True)
+        for fi in self.root.fs.get_file_info(pafs.FileSelector(self.root.path)):
+            if fi.type == pafs.FileType.File and not is_hidden(fi.base_name):
+                self.root.fs.move(fi.path, trash.join(fi.base_name).path)
+        for fi in files:
+            self.root.fs.move(fi.path, self.root.join(fi.base_name).path)
+
+    # ------------------------------------------------------------------ run records
+    def write_run_file(self, run_id: str, name: str, text: str) -> str:
+        loc = self.run_dir(run_id).join(name)
+        _write_text_atomic(loc, text)
+        return loc.uri
+
+    def write_latest(self, text: str) -> str:
+        loc = self.meta.join("last_run.json")
+        _write_text_atomic(loc, text)
+        return loc.uri

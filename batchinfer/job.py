@@ -1,0 +1,318 @@
+"""Run the stages in order: plan → read → checks → score → stage → gate → commit → report.
+
+>>> from batchinfer import run_job
+>>> result = run_job("conf/demo.yaml", overrides=["input.partitions.ds=2026-11-28"])  # doctest: +SKIP
+>>> result.rows_out  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchinfer import errors
+from batchinfer.config import JobConfig, LoadedConfig, load_config_full, redact
+from batchinfer.errors import BatchInferError
+from batchinfer.plan import JobPlan, build_plan, check_output_location
+
+_TYPED_ERROR = re.compile(r"batchinfer\.errors\.(\w+): (.+?)(?:\n|$)")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+class Timings:
+    """Wall-clock seconds per stage, in the order the stages ran."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str, progress: Callable[[str], None] | None = None):
+        if progress:
+            progress(name)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.values[name] = round(self.values.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self._start, 3)
+
+
+def reraise_executor_error(exc: BaseException) -> None:
+    """Errors raised inside executors arrive wrapped in Spark exceptions: restore their type."""
+    text = str(exc)
+    match = _TYPED_ERROR.search(text)
+    if match and hasattr(errors, match.group(1)):
+        cls = getattr(errors, match.group(1))
+        if isinstance(cls, type) and issubclass(cls, BatchInferError):
+            message = match.group(2).strip()
+            hint = None
+            if message.endswith(")") and " (fix: " in message:
+                message, _, hint = message.rpartition(" (fix: ")
+                hint = hint[:-1]
+            raise cls(message, hint=hint) from exc
+
+
+@dataclass
+class JobResult:
+    """What a run produced; renders as a table in Jupyter."""
+
+    status: str  # succeeded | dry_run | gate_failed | failed
+    run_id: str
+    manifest: dict
+    output_path: str | None
+    manifest_path: str | None = None
+    staged_path: str | None = None  # dry runs: where the scored rows were left for inspection
+    error: BatchInferError | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def rows_out(self) -> int:
+        return int(self.manifest.get("rows_out", 0))
+
+    @property
+    def rows_in(self) -> int:
+        return int(self.manifest.get("rows_in", 0))
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("succeeded", "dry_run")
+
+    def scored_rows(self, n: int = 10):
+        """A pandas DataFrame of up to ``n`` scored rows (from the output, or the dry run's staging)."""
+        import pyarrow.dataset as ds
+
+        path = self.staged_path or self.output_path
+        if path is None:
+            return None
+        dataset = ds.dataset(path, format="parquet", partitioning="hive", ignore_prefixes=["_", "."])
+        return dataset.head(n).to_pandas()
+
+    def _repr_html_(self) -> str:
+        from batchinfer.report import render_result_html
+
+        return render_result_html(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"JobResult(status={self.status!r}, run_id={self.run_id!r}, rows_in={self.rows_in}, "
+            f"rows_out={self.rows_out}, output={self.output_path!r})"
+        )
+
+
+class Job:
+    """A loaded, validated job config; ``plan()`` checks it, ``run()`` executes it."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path,
+        *,
+        overrides: Sequence[str] = (),
+        overlays: Sequence[str] = (),
+        env: str | None = None,
+    ) -> Job:
+        return cls(load_config_full(path, overrides=overrides, overlays=overlays, env=env))
+
+    @classmethod
+    def from_config(cls, config: JobConfig | dict, *, overrides: Sequence[str] = ()) -> Job:
+        data = config.model_dump(mode="json") if isinstance(config, JobConfig) else config
+        return cls(load_config_full(data, overrides=overrides))
+
+    @property
+    def config(self) -> JobConfig:
+        return self.loaded.config
+
+    def plan(self) -> JobPlan:
+        """Load the model and list the input (no Spark), then check the config against both."""
+        from batchinfer.io.source import discover
+        from batchinfer.model.artifact import load_model
+        from batchinfer.model.card import resolve_model_source
+
+        cfg = self.config
+        check_output_location(cfg)
+        model_path, expected_sha, card = resolve_model_source(cfg.model)
+        model = load_model(model_path, expected_sha256=expected_sha)
+        needed = list(cfg.input.passthrough)
+        for binding in cfg.model.inputs.values():
+            needed.extend(c for c in binding.source_columns if c not in needed)
+        selection = discover(
+            cfg.input.path,
+            partitions=cfg.input.partition_filter(),
+            needed_columns=needed,
+            allow_empty=cfg.input.allow_empty,
+            on_corrupt_file=cfg.input.on_corrupt_file,
+        )
+        plan = build_plan(cfg, model, selection)
+        plan.card = card
+        return plan
+
+    def run(
+        self,
+        *,
+        spark=None,
+        dry_run: bool | None = None,
+        sample_fraction: float | None = None,
+        progress: Callable[[str], None] | None = None,
+        session_factory=None,
+        commit_pause=None,
+    ) -> JobResult:
+        """Run the job. Expected failures raise typed errors; a failed gate raises GateFailedError.
+
+        The manifest of a failed run (after planning) is still written under
+        ``<output>/_batchinfer/runs/<run_id>/`` and attached to the error as ``error.result``.
+        """
+        from batchinfer.io.sink import OutputTable
+        from batchinfer.report import ManifestBuilder
+
+        cfg = self.config
+        dry_run = cfg.runtime.dry_run if dry_run is None else dry_run
+        sample_fraction = sample_fraction if sample_fraction is not None else cfg.input.sample_fraction
+        run_id = new_run_id()
+        timings = Timings()
+        manifest = ManifestBuilder(run_id, self.loaded, dry_run=dry_run)
+        with timings.stage("plan", progress):
+            plan = self.plan()
+        manifest.set_plan(plan)
+
+        table = OutputTable(cfg.output.path)
+        scratch = None
+        if dry_run:
+            scratch = tempfile.mkdtemp(prefix=f"batchinfer-dryrun-{run_id}-")
+            stage_table = OutputTable(scratch)
+        else:
+            stage_table = table
+            table.acquire_lock(run_id, cfg.job)
+        try:
+            if not dry_run:
+                manifest.recovered = table.recover(current_run=run_id)
+            result = self._execute(
+                plan, run_id, table, stage_table, manifest, timings,
+                spark=spark, dry_run=dry_run, sample_fraction=sample_fraction, progress=progress,
+                session_factory=session_factory, commit_pause=commit_pause,
+            )
+            return result
+        except BaseException as exc:
+            err = exc if isinstance(exc, BatchInferError) else None
+            status = "gate_failed" if isinstance(exc, errors.GateFailedError) else "failed"
+            if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                if not dry_run:
+                    try:
+                        table.discard(run_id)
+                    except Exception:  # never hide the original error behind a cleanup error
+                        pass
+                doc = manifest.finish(status, timings, error=exc)
+                path = None if dry_run else self._write_records(table, run_id, doc, manifest)
+                result = JobResult(status, run_id, doc, table.root.uri, path, error=err)
+                try:
+                    exc.result = result  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+            raise
+        finally:
+            if not dry_run:
+                table.release_lock(run_id)
+
+    def _execute(
+        self, plan, run_id, table, stage_table, manifest, timings, *, spark, dry_run, sample_fraction,
+        progress, session_factory, commit_pause,
+    ) -> JobResult:
+        from batchinfer import spark as spark_mod
+        from batchinfer.io.source import read_dataframe
+        from batchinfer.scoring.udf import score_dataframe
+
+        cfg = self.config
+        if not plan.selection.files:
+            # allow_empty and nothing selected: a successful run that scores and writes nothing.
+            manifest.notes.append("no input rows selected (input.allow_empty: true); nothing written")
+            doc = manifest.finish("dry_run" if dry_run else "succeeded", timings)
+            path = None if dry_run else self._write_records(table, run_id, doc, manifest)
+            return JobResult(doc["status"], run_id, doc, table.root.uri, path)
+
+        with timings.stage("spark_start", progress):
+            session = spark or spark_mod.get_session(cfg)
+        manifest.spark = spark_mod.application_info(session)
+        sc = session.sparkContext
+        sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
+
+        df = read_dataframe(session, plan.selection, plan.spec.read_columns)
+        if sample_fraction is not None and sample_fraction < 1.0:
+            df = df.sample(fraction=sample_fraction, seed=17)
+            manifest.notes.append(f"scored a {sample_fraction:.2%} sample of the input rows")
+
+        scored = score_dataframe(session, df, plan, run_id=run_id, session_factory=session_factory)
+        staging = stage_table.staging(run_id)
+        with timings.stage("score_and_stage", progress):
+            writer = scored.df.write.mode("overwrite").option(
+                "compression", "uncompressed" if cfg.output.compression == "none" else cfg.output.compression
+            )
+            if cfg.output.partition_by:
+                writer = writer.partitionBy(*cfg.output.partition_by)
+            try:
+                writer.parquet(staging.uri)
+            except Exception as exc:
+                reraise_executor_error(exc)
+                raise
+        manifest.workers = scored.stats.value
+        scored.model_broadcast.unpersist(blocking=False)
+
+        if dry_run:
+            with timings.stage("commit", progress):
+                staged = stage_table.staged_units(run_id, cfg.output.partition_by)
+            doc = manifest.finish_dry_run(timings, staged, stage_table)
+            return JobResult("dry_run", run_id, doc, table.root.uri, None, staged_path=staging.uri)
+
+        with timings.stage("commit", progress):
+            committed = table.commit(run_id, mode=cfg.output.mode, partition_by=cfg.output.partition_by,
+                                     pause=commit_pause)
+        manifest.set_commit(committed)
+        doc = manifest.finish("succeeded", timings)
+        path = self._write_records(table, run_id, doc, manifest)
+        return JobResult("succeeded", run_id, doc, table.root.uri, path)
+
+    def _write_records(self, table, run_id: str, doc: dict, manifest) -> str | None:
+        import json
+
+        text = json.dumps(redact(doc, self.loaded.secrets), indent=2, sort_keys=False, default=str)
+        try:
+            path = table.write_run_file(run_id, "manifest.json", text)
+            table.write_latest(text)
+            for name, content in manifest.attachments.items():
+                table.write_run_file(run_id, name, redact(content, self.loaded.secrets))
+        except OSError:
+            return None
+        return path
+
+
+def run_job(
+    config: str | Path | dict | JobConfig,
+    *,
+    overrides: Sequence[str] = (),
+    env: str | None = None,
+    spark=None,
+    dry_run: bool | None = None,
+    sample_fraction: float | None = None,
+) -> JobResult:
+    """Load a job config (path, mapping or JobConfig) and run it.
+
+    >>> result = run_job("conf/demo.yaml", dry_run=True, sample_fraction=0.05)  # doctest: +SKIP
+    """
+    if isinstance(config, (str, Path)):
+        job = Job.from_yaml(config, overrides=overrides, env=env)
+    else:
+        job = Job.from_config(config, overrides=overrides)
+    return job.run(spark=spark, dry_run=dry_run, sample_fraction=sample_fraction)

@@ -1,0 +1,84 @@
+"""One onnxruntime session per Python worker and model digest, for the whole job.
+
+Python workers are reused across tasks (``spark.python.worker.reuse``, on by default), so a
+module-level cache keyed by (model digest, providers, device, threads) gives one session per
+worker process, not one per batch or partition.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+_LOCK = threading.Lock()
+_SESSIONS: dict[tuple, SessionHandle] = {}
+# Test seam: counts every session this process created (the job also reports it via an accumulator).
+CREATED: list[tuple] = []
+
+
+@dataclass
+class SessionHandle:
+    session: object  # onnxruntime.InferenceSession
+    key: tuple
+    providers: list[str]
+    requested: list[str]
+    device_id: int | None
+    output_names: list[str] = field(default_factory=list)
+
+    def run(self, feeds: dict) -> list:
+        return self.session.run(self.output_names, feeds)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def get_session(
+    digest: str,
+    load_bytes: Callable[[], bytes],
+    *,
+    output_names: list[str],
+    providers: list,
+    device_id: int | None = None,
+    threads: int = 1,
+    on_create: Callable[[SessionHandle], None] | None = None,
+) -> SessionHandle:
+    """Return the cached session for this key, creating it (once) when missing."""
+    provider_names = tuple(p if isinstance(p, str) else p[0] for p in providers)
+    key = (digest, provider_names, device_id, threads)
+    handle = _SESSIONS.get(key)
+    if handle is not None:
+        return handle
+    with _LOCK:
+        handle = _SESSIONS.get(key)
+        if handle is not None:
+            return handle
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = ort.InferenceSession(load_bytes(), sess_options=options, providers=list(providers))
+        handle = SessionHandle(
+            session=session,
+            key=key,
+            providers=list(session.get_providers()),
+            requested=list(provider_names),
+            device_id=device_id,
+            output_names=list(output_names),
+        )
+        _SESSIONS[key] = handle
+        CREATED.append(key)
+        if on_create is not None:
+            on_create(handle)
+        return handle
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _SESSIONS.clear()

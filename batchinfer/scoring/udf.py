@@ -1,0 +1,162 @@
+"""Score a Spark DataFrame with ``mapInArrow``: Arrow batches in, scored Arrow batches out.
+
+Only the columns the model and the output need cross the JVM→Python boundary. The model
+bytes travel as a broadcast variable; each Python worker builds one onnxruntime session per
+model digest (see :mod:`batchinfer.scoring.session`) and reports it through an accumulator,
+so the driver knows how many sessions were created and which providers actually ran.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from batchinfer.plan import JobPlan, ScoringSpec
+
+# Test-only fault injection: "<attempt>:<partition ids>", e.g. "0:1,3" fails partitions 1 and 3
+# on their first attempt. Read in the executor, so it must be set in the executors' environment.
+FAULT_ENV = "BATCHINFER_TEST_FAIL_FIRST_ATTEMPT"
+
+
+def _merge_stats(a: dict, b: dict) -> dict:
+    out = {k: dict(v) for k, v in a.items()}
+    for worker, info in b.items():
+        cur = out.setdefault(worker, {"sessions": 0, "providers": [], "rows": 0, "batches": 0, "warnings": []})
+        cur["sessions"] += info.get("sessions", 0)
+        cur["rows"] += info.get("rows", 0)
+        cur["batches"] += info.get("batches", 0)
+        cur["score_s"] = round(cur.get("score_s", 0.0) + info.get("score_s", 0.0), 6)
+        for p in info.get("providers", []):
+            if p not in cur["providers"]:
+                cur["providers"].append(p)
+        for w in info.get("warnings", []):
+            if w not in cur["warnings"]:
+                cur["warnings"].append(w)
+        if info.get("peak_rss_mb"):
+            cur["peak_rss_mb"] = max(cur.get("peak_rss_mb", 0), info["peak_rss_mb"])
+    return out
+
+
+def _stats_param():
+    from pyspark.accumulators import AccumulatorParam
+
+    class WorkerStatsParam(AccumulatorParam):
+        def zero(self, value):
+            return {}
+
+        def addInPlace(self, a, b):
+            return _merge_stats(a, b)
+
+    return WorkerStatsParam()
+
+
+def _peak_rss_mb() -> float:
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    except Exception:  # pragma: no cover - non-Unix
+        return 0.0
+
+
+def _maybe_inject_fault() -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    attempt, _, parts = spec.partition(":")
+    targets = {int(p) for p in parts.split(",") if p.strip()}
+    if ctx is not None and ctx.attemptNumber() == int(attempt) and ctx.partitionId() in targets:
+        raise RuntimeError(
+            f"injected test fault: partition {ctx.partitionId()} attempt {ctx.attemptNumber()} ({FAULT_ENV})"
+        )
+
+
+def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_factory=None):
+    """The function given to ``mapInArrow``. Everything it closes over is small and picklable."""
+    digest = spec.model_sha256
+    output_names = [b.name for b in spec.outputs]
+
+    def score_partition(batches):
+        import onnxruntime as ort
+
+        from batchinfer.scoring import session as sessions
+        from batchinfer.scoring.device import choose_providers, task_gpu_addresses
+        from batchinfer.scoring.tensors import score_batch
+
+        _maybe_inject_fault()
+        choice = choose_providers(
+            spec.device, available=ort.get_available_providers(), gpu_addresses=task_gpu_addresses()
+        )
+        created = []
+        factory = session_factory or sessions.get_session
+        handle = factory(
+            digest,
+            lambda: model_bc.value,
+            output_names=output_names,
+            providers=list(choice.providers),
+            device_id=choice.device_id,
+            threads=spec.threads_per_task,
+            on_create=created.append,
+        )
+        rows = batches_seen = 0
+        spent = 0.0
+
+        def run(feeds):
+            return handle.session.run(output_names, feeds)
+
+        for batch in batches:
+            t0 = time.perf_counter()
+            out = score_batch(batch, spec, run, out_schema)
+            spent += time.perf_counter() - t0
+            rows += batch.num_rows
+            batches_seen += 1
+            yield out
+        stats_acc.add(
+            {
+                sessions.worker_id(): {
+                    "sessions": len(created),
+                    "providers": handle.providers,
+                    "rows": rows,
+                    "batches": batches_seen,
+                    "score_s": spent,
+                    "warnings": [choice.warning] if choice.warning else [],
+                    "peak_rss_mb": _peak_rss_mb(),
+                }
+            }
+        )
+
+    return score_partition
+
+
+@dataclass
+class ScoredFrame:
+    df: object  # pyspark DataFrame: passthrough + outputs + lineage
+    stats: object  # Accumulator[dict]: per-worker sessions, providers, rows
+    model_broadcast: object
+
+
+def score_dataframe(spark, df, plan: JobPlan, *, run_id: str, session_factory=None) -> ScoredFrame:
+    """Lazily score ``df`` (which holds at least ``plan.spec.read_columns``)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    from batchinfer.scoring.tensors import output_arrow_schema
+
+    spec = plan.spec
+    df = df.select(*spec.read_columns)
+    in_schema = to_arrow_schema(df.schema)
+    out_schema = output_arrow_schema(spec, in_schema)
+    model_bc = spark.sparkContext.broadcast(plan.model.content)
+    stats = spark.sparkContext.accumulator({}, _stats_param())
+    scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory)
+    scored = df.mapInArrow(scorer, from_arrow_schema(out_schema))
+    lineage = plan.config.output.lineage
+    if lineage.model_digest:
+        scored = scored.withColumn(lineage.model_digest, F.lit(plan.model.sha256))
+    if lineage.run_id:
+        scored = scored.withColumn(lineage.run_id, F.lit(run_id))
+    return ScoredFrame(scored, stats, model_bc)

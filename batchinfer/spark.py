@@ -1,0 +1,70 @@
+"""The SparkSession a job runs in: embedded local Spark by default, the cluster's under spark-submit."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from batchinfer.config import JobConfig
+
+_LOG4J = os.path.join(os.path.dirname(__file__), "resources", "log4j2.properties")
+
+# Defaults we set unless the user's spark.conf says otherwise.
+DEFAULT_CONF: dict[str, str] = {
+    "spark.ui.showConsoleProgress": "false",
+    # Partition values stay strings ("05" stays "05", ds stays a string, not a date).
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.python.worker.reuse": "true",
+}
+
+
+def launched_by_spark_submit() -> bool:
+    """True when a JVM gateway already exists (spark-submit or pyspark shell started us)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def session_conf(config: JobConfig) -> dict[str, str]:
+    conf = dict(DEFAULT_CONF)
+    # Bound the Arrow batches handed to Python workers: memory stays flat however large a partition is.
+    conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(config.runtime.batch_rows)
+    conf.update({k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in config.spark.conf.items()})
+    return conf
+
+
+def get_session(config: JobConfig, *, quiet: bool = True):
+    """Return the active SparkSession, or build one from ``config.spark``.
+
+    Under spark-submit the master and resources come from the command line; otherwise
+    ``spark.master`` from the config, defaulting to ``local[*]``.
+    """
+    # Python workers must run this interpreter (and its packages), not whatever python3 is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if not launched_by_spark_submit():
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(config.spark.app_name or f"batchinfer:{config.job}")
+    if not launched_by_spark_submit():
+        builder = builder.master(config.spark.master or "local[*]")
+        if "spark.ui.enabled" not in config.spark.conf:
+            builder = builder.config("spark.ui.enabled", "false")
+    for key, value in session_conf(config).items():
+        builder = builder.config(key, value)
+    if quiet and not launched_by_spark_submit() and "SPARK_CONF_DIR" not in os.environ:
+        opt = f"-Dlog4j.configurationFile=file:{_LOG4J}"
+        for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+            user = str(config.spark.conf.get(key, ""))
+            builder = builder.config(key, (user + " " + opt).strip())
+    session = builder.getOrCreate()
+    if quiet:
+        session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def application_info(spark) -> dict:
+    sc = spark.sparkContext
+    return {"application_id": sc.applicationId, "master": sc.master, "spark_version": spark.version}

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import pytest
+
+from batchinfer.config import apply_overrides, load_config, load_config_full, redact
+from batchinfer.errors import ConfigError
+
+BASE = """
+job: churn-daily
+input:
+  path: data/events
+  partitions: {ds: 2026-11-28}
+  passthrough: [customer_id, ds]
+model:
+  path: models/churn.onnx
+  inputs:
+    input: {columns: [f0, f1, f2]}
+  outputs:
+    probabilities: {column: churn_score, select: 1}
+    label: {column: churn_label}
+output:
+  path: data/churn_scores
+  partition_by: [ds]
+"""
+
+
+@pytest.fixture
+def base(tmp_path):
+    p = tmp_path / "job.yaml"
+    p.write_text(BASE)
+    return p
+
+
+def test_valid_config_loads_with_defaults(base):
+    cfg = load_config(base)
+    assert cfg.job == "churn-daily"
+    assert cfg.input.partitions == {"ds": "2026-11-28"}  # a YAML date stays a partition string
+    assert cfg.output.mode == "overwrite_partitions"
+    assert cfg.runtime.batch_rows == 10_000
+    assert len(cfg.digest()) == 64
+
+
+def test_every_problem_reported_at_once_with_field_paths(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(BASE.replace("partition_by: [ds]", "partition_by: [ds]\n  modee: append").replace(
+        "path: models/churn.onnx", "path: models/churn.onnx\n  sha256: nothex") + "runtime: {batch_rows: -1}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    fields = {path for path, _ in info.value.problems}
+    assert {"output.modee", "model.sha256", "runtime.batch_rows"} <= fields
+    assert "unknown key" in dict(info.value.problems)["output.modee"]
+    assert info.value.exit_code == 2
+
+
+def test_set_overrides_apply_and_keep_dates_as_strings(base):
+    cfg = load_config(base, overrides=["input.partitions.ds=2026-11-29", "runtime.batch_rows=5000",
+                                       "input.passthrough=[customer_id, ds, country]"])
+    assert cfg.input.partitions["ds"] == "2026-11-29"
+    assert cfg.runtime.batch_rows == 5000
+    assert cfg.input.passthrough == ["customer_id", "ds", "country"]
+
+
+def test_bad_override_syntax_is_a_config_error(base):
+    with pytest.raises(ConfigError, match="KEY.PATH=VALUE"):
+        load_config(base, overrides=["input.partitions.ds"])
+    with pytest.raises(ConfigError, match="cannot set a key inside"):
+        apply_overrides({"job": "x"}, ["job.name=y"])
+
+
+def test_output_column_collisions_are_rejected(base):
+    with pytest.raises(ConfigError, match="collide with input.passthrough"):
+        load_config(base, overrides=["model.outputs.label.column=customer_id"])
+    with pytest.raises(ConfigError, match="used twice"):
+        load_config(base, overrides=["model.outputs.label.column=churn_score"])
+
+
+def test_partition_by_must_be_an_output_column(base):
+    with pytest.raises(ConfigError, match="add them to input.passthrough"):
+        load_config(base, overrides=["output.partition_by=[region]"])
+
+
+def test_tensor_input_needs_exactly_one_of_columns_or_column(base):
+    with pytest.raises(ConfigError, match="exactly one of 'columns'"):
+        load_config(base, overrides=["model.inputs.input.column=embedding"])
+
+
+def test_select_and_argmax_are_exclusive_and_classes_need_argmax(base):
+    with pytest.raises(ConfigError, match="exclusive"):
+        load_config(base, overrides=["model.outputs.probabilities.argmax=true"])
+    with pytest.raises(ConfigError, match="set 'argmax: true'"):
+        load_config(base, overrides=["model.outputs.label.classes=[a, b]"])
+
+
+def test_missing_file_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("job: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42")
+    with pytest.raises(ConfigError, match="mapping at the top level"):
+        load_config(scalar)
+
+
+def test_env_interpolation_only_where_marked_and_secrets_recorded(base):
+    text = base.read_text().replace("path: data/churn_scores", "path: ${env:OUT_ROOT}/scores")
+    base.write_text(text + "description: '$HOME stays literal'\n")
+    loaded = load_config_full(base, environ={"OUT_ROOT": "/secret/root"})
+    assert loaded.config.output.path == "/secret/root/scores"
+    assert loaded.config.description == "$HOME stays literal"
+    assert redact({"a": "x /secret/root/scores"}, loaded.secrets) == {"a": "x ***/scores"}
+    with pytest.raises(ConfigError, match="OUT_ROOT is not set"):
+        load_config_full(base, environ={})
+
+
+def test_env_overlay_layers(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "base" / "job.yaml").write_text(BASE)
+    (tmp_path / "prod" / "job.yaml").write_text("output: {path: s3a://bucket/scores}\nspark: {master: yarn}\n")
+    cfg = load_config(tmp_path / "base" / "job.yaml", env="prod")
+    assert cfg.output.path == "s3a://bucket/scores"
+    assert cfg.output.partition_by == ["ds"]  # merged, not replaced
+    assert cfg.spark.master == "yarn"
+    with pytest.raises(ConfigError, match="overlay .* not found"):
+        load_config(tmp_path / "base" / "job.yaml", env="staging")
