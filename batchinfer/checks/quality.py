@@ -276,15 +276,23 @@ def _enum_value(v: Any) -> Any:
 @contextlib.contextmanager
 def _quiet_gx() -> Iterator[None]:
     """Silence GX's INFO/WARNING log lines and Python warnings for the run only."""
-    logger = logging.getLogger("great_expectations")
-    old_level = logger.level
-    logger.setLevel(logging.ERROR)
+    # Some GX modules set their own level (data_context.types.base logs at INFO), so
+    # lowering the parent is not enough: quiet every GX logger that has a level.
+    loggers = [logging.getLogger("great_expectations")] + [
+        lg
+        for name, lg in list(logging.Logger.manager.loggerDict.items())
+        if name.startswith("great_expectations.") and isinstance(lg, logging.Logger) and lg.level
+    ]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=r"great_expectations(\..*)?")
             yield
     finally:
-        logger.setLevel(old_level)
+        for lg, level in saved:
+            lg.setLevel(level)
 
 
 @contextlib.contextmanager

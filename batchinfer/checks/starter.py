@@ -30,7 +30,8 @@ def propose_expectations(df: Any, *, margin: float = 0.1, max_categories: int = 
     - ``not_null``, with ``mostly`` when the column has nulls (the allowed null share is
       the observed one widened by ``margin``, relatively);
     - ``between`` for numeric columns: the observed finite min/max widened by ``margin``
-      times the range (never below 0 when the data has no negatives);
+      times the range (never below 0 when the data has no negatives), with ``mostly``
+      when a float column holds NaN or infinities (GX counts those as out of range);
     - ``in_set`` for string columns with at most ``max_categories`` distinct values.
 
     Raises:
@@ -61,7 +62,9 @@ def propose_expectations(df: Any, *, margin: float = 0.1, max_categories: int = 
         if kind in _NUMERIC:
             finite = col
             if kind in ("FloatType", "DoubleType"):  # NaN sorts above everything in Spark
-                finite = F.when(~F.isnan(col) & ~col.isin(float("inf"), float("-inf")), col)
+                bad = F.isnan(col) | col.isin(float("inf"), float("-inf"))
+                finite = F.when(~bad, col)
+                aggs.append(F.count(F.when(bad, 1)).alias(f"nf{i}"))
             aggs += [F.min(finite).alias(f"lo{i}"), F.max(finite).alias(f"hi{i}")]
         elif kind == "StringType":
             aggs.append(F.approx_count_distinct(col).alias(f"nd{i}"))
@@ -93,17 +96,27 @@ def propose_expectations(df: Any, *, margin: float = 0.1, max_categories: int = 
         n_null = n_rows - stats[f"nn{i}"]
         if n_null == 0:
             specs.append({"expect": "not_null", "column": name})
-        elif n_null < n_rows:
-            allowed_null = min(1.0, (n_null / n_rows) * (1 + margin))
-            mostly = math.floor((1 - allowed_null) * 10_000) / 10_000
-            if mostly > 0:
-                specs.append({"expect": "not_null", "column": name, "mostly": mostly})
+        elif n_null < n_rows and _mostly(n_null, n_rows, margin) > 0:
+            specs.append({"expect": "not_null", "column": name, "mostly": _mostly(n_null, n_rows, margin)})
         if kind in _NUMERIC and stats.get(f"lo{i}") is not None:
             lo, hi = _widen(float(stats[f"lo{i}"]), float(stats[f"hi{i}"]), margin, kind in _INTEGRAL)
-            specs.append({"expect": "between", "column": name, "min": lo, "max": hi})
+            between = {"expect": "between", "column": name, "min": lo, "max": hi}
+            # NaN/inf fail ``between`` in GX: tolerate the observed share (of non-null values).
+            mostly = _mostly(stats.get(f"nf{i}") or 0, stats[f"nn{i}"], margin)
+            if mostly < 1:
+                between["mostly"] = mostly
+            specs.append(between)
         if name in categories:
             specs.append({"expect": "in_set", "column": name, "values": categories[name]})
     return specs
+
+
+def _mostly(n_bad: int, n: int, margin: float) -> float:
+    """The share of good values to require: the observed bad share widened by ``margin``."""
+    if n_bad == 0 or n == 0:
+        return 1.0
+    allowed_bad = min(1.0, (n_bad / n) * (1 + margin))
+    return math.floor((1 - allowed_bad) * 10_000) / 10_000
 
 
 def _widen(lo: float, hi: float, margin: float, integral: bool) -> tuple[float | int, float | int]:

@@ -67,12 +67,13 @@ def test_input_checks_add_row_level_reasons_all_named(df):
         specs=CHECKS,
         rules=["null_features", "non_finite_features", "input_checks"],
     )
-    assert sorted(r["id"] for r in clean.collect()) == [1, 7]  # -inf is not judged: f1 not a feature
+    assert sorted(r["id"] for r in clean.collect()) == [1, 6]
     reasons = _reasons(quarantined)
     assert reasons[2] == "f0 is null"
     assert reasons[3] == "f0 is NaN"
     assert reasons[4] == "f1 out of range [-10, 10]; country not in set"
     assert reasons[5] == "f1 out of range [-10, 10]; n is null"
+    assert reasons[7] == "f1 out of range [-10, 10]"  # -inf: not a feature here, but out of range
     assert 6 not in reasons  # in_set does not judge nulls, as in Great Expectations
 
 
@@ -107,6 +108,7 @@ def test_other_row_level_rules(df):
         2: "n out of range [-inf, 2]",
         3: "n out of range [-inf, 2]",
         4: "n out of range [-inf, 2]",
+        6: "n out of range [-inf, 2]",
         7: "country in forbidden set; n out of range [-inf, 2]",
     }
 
@@ -136,7 +138,9 @@ def test_bad_rules_reasons_and_specs_are_config_errors(df):
     with pytest.raises(ConfigError, match="quarantine.reasons: expected 'first' or 'all', got 'some'"):
         split_rows(df, feature_columns=["f0"], reasons="some")
     with pytest.raises(ConfigError, match=r"checks.input\[0\].expect: unknown expectation 'betwen'"):
-        split_rows(df, feature_columns=[], specs=[{"expect": "betwen", "column": "f1"}], rules=["input_checks"])
+        split_rows(
+            df, feature_columns=[], specs=[{"expect": "betwen", "column": "f1"}], rules=["input_checks"]
+        )
 
 
 def test_quarantine_config():
@@ -161,7 +165,12 @@ def test_quarantine_config():
 
 def test_quarantine_outcome():
     ok = quarantine_outcome(1000, 10, 0.01)
-    assert (ok.stage, ok.check, ok.passed, ok.severity) == ("quarantine", "quarantined_fraction", True, "fail")
+    assert (ok.stage, ok.check, ok.passed, ok.severity) == (
+        "quarantine",
+        "quarantined_fraction",
+        True,
+        "fail",
+    )
     assert ok.observed == 0.01 and ok.threshold == 0.01 and ok.unexpected_percent == 1.0
     assert ok.message == "10 of 1000 rows quarantined (1%)"
     bad = quarantine_outcome(1000, 11, 0.01)

@@ -9,8 +9,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def write_partitioned(root, *, days=("2026-11-27", "2026-11-28"), files_per_day=2, rows_per_file=500,
-                      n_features=4, seed=0, extra=None) -> Path:
+def write_partitioned(
+    root,
+    *,
+    days=("2026-11-27", "2026-11-28"),
+    files_per_day=2,
+    rows_per_file=500,
+    n_features=4,
+    seed=0,
+    extra=None,
+) -> Path:
     """root/ds=<day>/part-<i>.parquet with id (unique int64), f0..f{n-1} float32, cat string."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -49,7 +57,8 @@ def job_config(data, model, out, *, features, passthrough=("id", "ds"), outputs=
         "model": {
             "path": str(model),
             "inputs": {"input": {"columns": list(features)}},
-            "outputs": outputs or {"probabilities": {"column": "score", "select": 1}, "label": {"column": "label"}},
+            "outputs": outputs
+            or {"probabilities": {"column": "score", "select": 1}, "label": {"column": "label"}},
         },
         "output": {"path": str(out), "partition_by": ["ds"]},
         "runtime": {"batch_rows": 300},

@@ -19,8 +19,16 @@ def _save(model: onnx.ModelProto, path: str | Path) -> Path:
     return path
 
 
-def linear_classifier(path, n_features: int, *, n_classes: int = 2, seed: int = 0, dtype=TensorProto.FLOAT,
-                      batch_dim="N", input_name="input") -> tuple[Path, np.ndarray]:
+def linear_classifier(
+    path,
+    n_features: int,
+    *,
+    n_classes: int = 2,
+    seed: int = 0,
+    dtype=TensorProto.FLOAT,
+    batch_dim="N",
+    input_name="input",
+) -> tuple[Path, np.ndarray]:
     """probabilities = softmax(x @ W), label = argmax; returns (path, W)."""
     rng = np.random.default_rng(seed)
     np_dtype = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}[dtype]
@@ -64,8 +72,10 @@ def two_input_model(path) -> Path:
             helper.make_tensor_value_info("sum", TensorProto.FLOAT, ["N"]),
             helper.make_tensor_value_info("doubled", TensorProto.FLOAT, ["N", 3]),
         ],
-        [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
-         numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two")],
+        [
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+            numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
@@ -100,7 +110,9 @@ def zipmap_model(path, n_features: int = 3) -> Path:
     x = rng.normal(size=(200, n_features)).astype(np.float32)
     y = (x[:, 0] > 0).astype(int)
     clf = LogisticRegression().fit(x, y)
-    onx = convert_sklearn(clf, initial_types=[("input", FloatTensorType([None, n_features]))], target_opset=OPSET)
+    onx = convert_sklearn(
+        clf, initial_types=[("input", FloatTensorType([None, n_features]))], target_opset=OPSET
+    )
     path = Path(path)
     path.write_bytes(onx.SerializeToString())
     return path
@@ -110,7 +122,8 @@ def future_opset_model(path) -> Path:
     """A valid protobuf stamped with an opset far newer than any onnxruntime supports."""
     node = helper.make_node("Identity", ["x"], ["y"])
     graph = helper.make_graph(
-        [node], "future",
+        [node],
+        "future",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
     )

@@ -42,8 +42,12 @@ def test_valid_config_loads_with_defaults(base):
 
 def test_every_problem_reported_at_once_with_field_paths(tmp_path):
     p = tmp_path / "bad.yaml"
-    p.write_text(BASE.replace("partition_by: [ds]", "partition_by: [ds]\n  modee: append").replace(
-        "path: models/churn.onnx", "path: models/churn.onnx\n  sha256: nothex") + "runtime: {batch_rows: -1}\n")
+    p.write_text(
+        BASE.replace("partition_by: [ds]", "partition_by: [ds]\n  modee: append").replace(
+            "path: models/churn.onnx", "path: models/churn.onnx\n  sha256: nothex"
+        )
+        + "runtime: {batch_rows: -1}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(p)
     fields = {path for path, _ in info.value.problems}
@@ -53,8 +57,14 @@ def test_every_problem_reported_at_once_with_field_paths(tmp_path):
 
 
 def test_set_overrides_apply_and_keep_dates_as_strings(base):
-    cfg = load_config(base, overrides=["input.partitions.ds=2026-11-29", "runtime.batch_rows=5000",
-                                       "input.passthrough=[customer_id, ds, country]"])
+    cfg = load_config(
+        base,
+        overrides=[
+            "input.partitions.ds=2026-11-29",
+            "runtime.batch_rows=5000",
+            "input.passthrough=[customer_id, ds, country]",
+        ],
+    )
     assert cfg.input.partitions["ds"] == "2026-11-29"
     assert cfg.runtime.batch_rows == 5000
     assert cfg.input.passthrough == ["customer_id", "ds", "country"]
@@ -119,7 +129,9 @@ def test_env_overlay_layers(tmp_path):
     (tmp_path / "base").mkdir()
     (tmp_path / "prod").mkdir()
     (tmp_path / "base" / "job.yaml").write_text(BASE)
-    (tmp_path / "prod" / "job.yaml").write_text("output: {path: s3a://bucket/scores}\nspark: {master: yarn}\n")
+    (tmp_path / "prod" / "job.yaml").write_text(
+        "output: {path: s3a://bucket/scores}\nspark: {master: yarn}\n"
+    )
     cfg = load_config(tmp_path / "base" / "job.yaml", env="prod")
     assert cfg.output.path == "s3a://bucket/scores"
     assert cfg.output.partition_by == ["ds"]  # merged, not replaced

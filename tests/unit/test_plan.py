@@ -46,7 +46,9 @@ def test_missing_column_named(data, model, tmp_path):
 
 
 def test_string_column_into_float_tensor(data, model, tmp_path):
-    with pytest.raises(InputDataError, match=r"column 'cat' has type string, but ONNX input 'input' is tensor\(float\)"):
+    with pytest.raises(
+        InputDataError, match=r"column 'cat' has type string, but ONNX input 'input' is tensor\(float\)"
+    ):
         plan(job_config(data, model, tmp_path / "out", features=["f0", "f1", "f2", "cat"]))
 
 
@@ -56,8 +58,7 @@ def test_feature_count_mismatch(data, model, tmp_path):
 
 
 def test_unknown_onnx_input_and_output_names(data, model, tmp_path):
-    cfg = job_config(data, model, tmp_path / "out", features=FEATURES,
-                     outputs={"probs": {"column": "score"}})
+    cfg = job_config(data, model, tmp_path / "out", features=FEATURES, outputs={"probs": {"column": "score"}})
     cfg["model"]["inputs"] = {"x": {"columns": FEATURES}}
     with pytest.raises(ModelError) as info:
         plan(cfg)
@@ -70,8 +71,7 @@ def test_unknown_onnx_input_and_output_names(data, model, tmp_path):
 def test_output_collision_is_a_config_error(data, model, tmp_path):
     from batchinfer.errors import ConfigError
 
-    cfg = job_config(data, model, tmp_path / "out", features=FEATURES,
-                     outputs={"label": {"column": "id"}})
+    cfg = job_config(data, model, tmp_path / "out", features=FEATURES, outputs={"label": {"column": "id"}})
     with pytest.raises(ConfigError, match="collide with input.passthrough"):
         validate_data(cfg)
 
@@ -103,7 +103,9 @@ def test_future_opset_is_a_model_error(data, tmp_path):
     m = models.future_opset_model(tmp_path / "future.onnx")
     cfg = job_config(data, m, tmp_path / "out", features=["f0", "f1"], outputs={"y": {"column": "y"}})
     cfg["model"]["inputs"] = {"x": {"columns": ["f0", "f1"]}}
-    with pytest.raises(ModelError, match=r"cannot load model .*opset 99 is newer than this onnxruntime supports"):
+    with pytest.raises(
+        ModelError, match=r"cannot load model .*opset 99 is newer than this onnxruntime supports"
+    ):
         plan(cfg)
 
 
@@ -115,8 +117,13 @@ def test_fixed_batch_dimension_rejected(data, tmp_path):
 
 def test_zipmap_output_rejected_at_plan_time(data, tmp_path):
     m = models.zipmap_model(tmp_path / "zip.onnx", n_features=3)
-    cfg = job_config(data, m, tmp_path / "out", features=["f0", "f1", "f2"],
-                     outputs={"output_probability": {"column": "p"}, "output_label": {"column": "label"}})
+    cfg = job_config(
+        data,
+        m,
+        tmp_path / "out",
+        features=["f0", "f1", "f2"],
+        outputs={"output_probability": {"column": "p"}, "output_label": {"column": "label"}},
+    )
     with pytest.raises(ModelError, match="ZipMap"):
         plan(cfg)
     # Mapping only the tensor output is fine: the ZipMap output is simply not requested.
@@ -136,8 +143,13 @@ def test_int_tensor_refuses_float_columns_and_takes_array_columns(data, tmp_path
 
 
 def test_select_out_of_range_and_classes_count(data, model, tmp_path):
-    cfg = job_config(data, model, tmp_path / "out", features=FEATURES,
-                     outputs={"probabilities": {"column": "score", "select": 5}})
+    cfg = job_config(
+        data,
+        model,
+        tmp_path / "out",
+        features=FEATURES,
+        outputs={"probabilities": {"column": "score", "select": 5}},
+    )
     with pytest.raises(ModelError, match=r"select=5 is out of range .*valid: 0..1"):
         plan(cfg)
     cfg["model"]["outputs"] = {"probabilities": {"column": "cls", "argmax": True, "classes": ["a", "b", "c"]}}
