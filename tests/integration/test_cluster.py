@@ -1,0 +1,82 @@
+"""Separate executor JVMs (local-cluster) and spark-submit: the paths a real cluster takes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from tests.support import models
+from tests.support.data import write_partitioned
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _env(tmp_path) -> dict:
+    env = dict(os.environ)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["SPARK_WORKER_DIR"] = str(tmp_path / "worker")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_local_cluster_broadcast_path(tmp_path):
+    data = write_partitioned(tmp_path / "events", files_per_day=3, rows_per_file=400)
+    model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.support.cluster_job", str(data), str(model), str(tmp_path / "out")],
+        cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["status"] == "succeeded" and res["master"].startswith("local-cluster")
+    assert res["rows_out"] == res["rows_in"] == 2 * 3 * 400
+    assert res["rows_without_model_file"] == 2 * 3 * 400  # executors scored with the model file gone
+    # Executor Python workers are separate processes from the driver.
+    assert all(int(w.split(":")[1]) != os.getpid() for w in res["workers"])
+
+
+def test_spark_submit_end_to_end(tmp_path):
+    data = write_partitioned(tmp_path / "events", files_per_day=2, rows_per_file=300)
+    model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"""
+job: submit-test
+input: {{path: {data}, passthrough: [id, ds]}}
+model:
+  path: {model}
+  inputs: {{input: {{columns: [f0, f1, f2, f3]}}}}
+  outputs: {{probabilities: {{column: score, select: 1}}}}
+output: {{path: {tmp_path / 'out'}, partition_by: [ds]}}
+"""
+    )
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    proc = subprocess.run(
+        [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+         str(ROOT / "jobs" / "score.py"), "--config", str(config), "--set", "input.partitions.ds=2026-11-28",
+         "--json"],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert manifest["status"] == "succeeded" and manifest["rows_out"] == 600
+    assert manifest["spark"]["master"] == "local[2]"
+    out = ds.dataset(tmp_path / "out", format="parquet", partitioning="hive", ignore_prefixes=["_", "."]).to_table()
+    assert out.num_rows == 600
+
+    # A gate-free failure path through spark-submit keeps the documented exit code.
+    proc = subprocess.run(
+        [str(spark_submit), "--master", "local[1]", str(ROOT / "jobs" / "score.py"), "--config", str(config),
+         "--set", "input.partitions.ds=2031-01-01"],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    # spark-submit's Python runner merges the driver's stderr into stdout.
+    assert "partition ds=2031-01-01 not found" in proc.stdout + proc.stderr
