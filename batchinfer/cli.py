@@ -19,11 +19,17 @@ EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in sorte
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="job config YAML (e.g. conf/demo.yaml)")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value, e.g. --set input.partitions.ds=2026-11-28 (repeatable)",
     )
     p.add_argument("--env", help="environment overlay: conf/base/X.yaml + conf/<env>/X.yaml")
-    p.add_argument("--overlay", action="append", default=[], metavar="YAML", help="extra config layer (repeatable)")
+    p.add_argument(
+        "--overlay", action="append", default=[], metavar="YAML", help="extra config layer (repeatable)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a scoring job", epilog=EPILOG,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run", help="run a scoring job", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _add_config_args(run)
     run.add_argument("--dry-run", action="store_true", help="run everything but the write")
     run.add_argument("--sample-fraction", type=float, help="score a random sample of the input rows")
@@ -106,10 +113,14 @@ def cmd_run(args) -> int:
 
     job = Job.from_yaml(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
     if args.sample_fraction is not None and not (0 < args.sample_fraction <= 1):
-        raise ConfigError("--sample-fraction must be in (0, 1]", problems=[("--sample-fraction", str(args.sample_fraction))])
+        raise ConfigError(
+            "--sample-fraction must be in (0, 1]", problems=[("--sample-fraction", str(args.sample_fraction))]
+        )
     with progress_reporter(enabled=not args.quiet and not args.json) as progress:
         try:
-            result = job.run(dry_run=args.dry_run or None, sample_fraction=args.sample_fraction, progress=progress)
+            result = job.run(
+                dry_run=args.dry_run or None, sample_fraction=args.sample_fraction, progress=progress
+            )
         except BatchInferError as exc:
             res = getattr(exc, "result", None)
             if res is not None:
@@ -174,8 +185,10 @@ def cmd_unlock(args) -> int:
     if holder is None:
         print(f"{args.output}: no lock held")
     else:
-        print(f"{args.output}: cleared the lock of run {holder.get('run_id')} (host {holder.get('host')}, "
-              f"pid {holder.get('pid')}, since {holder.get('since')})")
+        print(
+            f"{args.output}: cleared the lock of run {holder.get('run_id')} (host {holder.get('host')}, "
+            f"pid {holder.get('pid')}, since {holder.get('since')})"
+        )
     return EXIT_OK
 
 
@@ -206,8 +219,13 @@ def dispatch(args, parser) -> int:
 
         print(__version__)
         return EXIT_OK
-    handlers = {"run": cmd_run, "validate": cmd_validate, "unlock": cmd_unlock, "recover": cmd_recover,
-                "demo": cmd_demo}
+    handlers = {
+        "run": cmd_run,
+        "validate": cmd_validate,
+        "unlock": cmd_unlock,
+        "recover": cmd_recover,
+        "demo": cmd_demo,
+    }
     if args.command == "config":
         if args.config_command == "show":
             return cmd_config_show(args)

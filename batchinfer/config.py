@@ -192,7 +192,9 @@ class JobConfig(_Strict):
         clash = sorted(set(lineage) & (set(out_cols) | set(self.input.passthrough)))
         if clash:
             problems.append(f"output.lineage: lineage columns {clash} collide with other output columns")
-        missing = [c for c in self.output.partition_by if c not in self.input.passthrough and c not in out_cols]
+        missing = [
+            c for c in self.output.partition_by if c not in self.input.passthrough and c not in out_cols
+        ]
         if missing:
             problems.append(
                 f"output.partition_by: {missing} are not output columns; "
@@ -238,7 +240,9 @@ def _read_yaml(path: Path) -> dict:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a YAML mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must be a YAML mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -295,7 +299,10 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
 def interpolate_env(data: Any, environ: Mapping[str, str], secrets: list[str], path: str = "") -> Any:
     """Replace explicit ``${env:NAME}`` markers; record substituted values as secrets."""
     if isinstance(data, dict):
-        return {k: interpolate_env(v, environ, secrets, f"{path}.{k}" if path else str(k)) for k, v in data.items()}
+        return {
+            k: interpolate_env(v, environ, secrets, f"{path}.{k}" if path else str(k))
+            for k, v in data.items()
+        }
     if isinstance(data, list):
         return [interpolate_env(v, environ, secrets, f"{path}[{i}]") for i, v in enumerate(data)]
     if isinstance(data, str) and "${env:" in data:
@@ -343,8 +350,10 @@ def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
             msg = "required key is missing"
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        if err["type"] not in ("extra_forbidden", "missing") and "input" in err and not isinstance(
-            err["input"], (dict, list)
+        if (
+            err["type"] not in ("extra_forbidden", "missing")
+            and "input" in err
+            and not isinstance(err["input"], (dict, list))
         ):
             msg = f"{msg} (got {err['input']!r})"
         problems.append((loc, msg))

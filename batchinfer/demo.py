@@ -101,8 +101,11 @@ def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Pa
         t0 = time.perf_counter()
         make_dataset(data, rows=rows)
         stamp.write_text(str(rows))
-        print(f"demo: wrote {rows:,} rows in {len(DAYS)} ds partitions to {data} "
-              f"({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
+        print(
+            f"demo: wrote {rows:,} rows in {len(DAYS)} ds partitions to {data} "
+            f"({time.perf_counter() - t0:.1f}s)",
+            file=sys.stderr,
+        )
     if not model.exists():
         model.parent.mkdir(parents=True, exist_ok=True)
         make_model(model)

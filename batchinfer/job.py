@@ -201,9 +201,18 @@ class Job:
             if not dry_run:
                 manifest.recovered = table.recover(current_run=run_id)
             result = self._execute(
-                plan, run_id, table, stage_table, manifest, timings,
-                spark=spark, dry_run=dry_run, sample_fraction=sample_fraction, progress=progress,
-                session_factory=session_factory, commit_pause=commit_pause,
+                plan,
+                run_id,
+                table,
+                stage_table,
+                manifest,
+                timings,
+                spark=spark,
+                dry_run=dry_run,
+                sample_fraction=sample_fraction,
+                progress=progress,
+                session_factory=session_factory,
+                commit_pause=commit_pause,
             )
             return result
         except BaseException as exc:
@@ -228,8 +237,20 @@ class Job:
                 table.release_lock(run_id)
 
     def _execute(
-        self, plan, run_id, table, stage_table, manifest, timings, *, spark, dry_run, sample_fraction,
-        progress, session_factory, commit_pause,
+        self,
+        plan,
+        run_id,
+        table,
+        stage_table,
+        manifest,
+        timings,
+        *,
+        spark,
+        dry_run,
+        sample_fraction,
+        progress,
+        session_factory,
+        commit_pause,
     ) -> JobResult:
         from batchinfer import spark as spark_mod
         from batchinfer.io.source import read_dataframe
@@ -277,8 +298,9 @@ class Job:
             return JobResult("dry_run", run_id, doc, table.root.uri, None, staged_path=staging.uri)
 
         with timings.stage("commit", progress):
-            committed = table.commit(run_id, mode=cfg.output.mode, partition_by=cfg.output.partition_by,
-                                     pause=commit_pause)
+            committed = table.commit(
+                run_id, mode=cfg.output.mode, partition_by=cfg.output.partition_by, pause=commit_pause
+            )
         manifest.set_commit(committed)
         doc = manifest.finish("succeeded", timings)
         path = self._write_records(table, run_id, doc, manifest)

@@ -90,8 +90,13 @@ class JobPlan:
             "model": self.model.summary(),
             "read_columns": self.spec.read_columns,
             "output_columns": self.output_columns,
-            "inputs": {b.name: {"columns": list(b.columns), "dtype": b.dtype, "width": b.width} for b in self.spec.inputs},
-            "outputs": {o.name: {"column": o.column, "mode": o.mode, "type": o.arrow_type} for o in self.spec.outputs},
+            "inputs": {
+                b.name: {"columns": list(b.columns), "dtype": b.dtype, "width": b.width}
+                for b in self.spec.inputs
+            },
+            "outputs": {
+                o.name: {"column": o.column, "mode": o.mode, "type": o.arrow_type} for o in self.spec.outputs
+            },
         }
 
 
@@ -133,9 +138,13 @@ _ACCEPTS = {
 }
 
 
-def _bind_input(name, cfg, spec: TensorSpec, schema, problems: list, model_problems: list, where: str) -> InputBinding | None:
+def _bind_input(
+    name, cfg, spec: TensorSpec, schema, problems: list, model_problems: list, where: str
+) -> InputBinding | None:
     if spec.dtype is None:
-        model_problems.append((where, f"ONNX input {name!r} has type {spec.onnx_type}; only tensors are supported"))
+        model_problems.append(
+            (where, f"ONNX input {name!r} has type {spec.onnx_type}; only tensors are supported")
+        )
         return None
     if spec.rank is not None and spec.rank >= 1 and spec.dim(0) is not None:
         model_problems.append(
@@ -157,23 +166,36 @@ def _bind_input(name, cfg, spec: TensorSpec, schema, problems: list, model_probl
         t = schema.field(idx).type
         if _arrow_kind(t) != "list":
             problems.append(
-                (f"{where}.column", f"column {col!r} has type {t}, expected an array column for a [N, D] tensor; "
-                 "use 'columns: [...]' to stack scalar columns")
+                (
+                    f"{where}.column",
+                    f"column {col!r} has type {t}, expected an array column for a [N, D] tensor; "
+                    "use 'columns: [...]' to stack scalar columns",
+                )
             )
             return None
         vkind = _arrow_kind(t.value_type)
         if vkind not in accepted:
             problems.append(
-                (f"{where}.column", f"column {col!r} holds {t.value_type}, but input {name!r} is {spec.onnx_type}")
+                (
+                    f"{where}.column",
+                    f"column {col!r} holds {t.value_type}, but input {name!r} is {spec.onnx_type}",
+                )
             )
             return None
         width = t.list_size if hasattr(t, "list_size") else None
         expected = spec.dim(1)
         if width is not None and expected is not None and width != expected:
-            problems.append((f"{where}.column", f"array column {col!r} has {width} values per row, model input "
-                             f"{name!r} expects {expected}"))
+            problems.append(
+                (
+                    f"{where}.column",
+                    f"array column {col!r} has {width} values per row, model input "
+                    f"{name!r} expects {expected}",
+                )
+            )
         if spec.rank is not None and spec.rank != 2:
-            problems.append((where, f"ONNX input {name!r} has rank {spec.rank}; an array column feeds a rank-2 input"))
+            problems.append(
+                (where, f"ONNX input {name!r} has rank {spec.rank}; an array column feeds a rank-2 input")
+            )
             return None
         return InputBinding(name, (col,), True, spec.dtype, expected or width, 2)
 
@@ -191,24 +213,40 @@ def _bind_input(name, cfg, spec: TensorSpec, schema, problems: list, model_probl
         t = schema.field(idx).type
         kind = _arrow_kind(t)
         if kind not in accepted:
-            fix = "cast it upstream" if kind != "string" else "encode it as a number upstream, or use a string input"
+            fix = (
+                "cast it upstream"
+                if kind != "string"
+                else "encode it as a number upstream, or use a string input"
+            )
             problems.append(
-                (f"{where}.columns[{i}]",
-                 f"column {col!r} has type {t}, but ONNX input {name!r} is {spec.onnx_type}; {fix}")
+                (
+                    f"{where}.columns[{i}]",
+                    f"column {col!r} has type {t}, but ONNX input {name!r} is {spec.onnx_type}; {fix}",
+                )
             )
             ok = False
     rank = spec.rank if spec.rank is not None else 2
     if rank not in (1, 2):
-        problems.append((where, f"ONNX input {name!r} has rank {rank}; scalar columns feed rank-1 or rank-2 inputs"))
+        problems.append(
+            (where, f"ONNX input {name!r} has rank {rank}; scalar columns feed rank-1 or rank-2 inputs")
+        )
         return None
     if rank == 1 and len(cols) != 1:
-        problems.append((f"{where}.columns", f"ONNX input {name!r} is rank 1 ([N]); give exactly one column, got {len(cols)}"))
+        problems.append(
+            (
+                f"{where}.columns",
+                f"ONNX input {name!r} is rank 1 ([N]); give exactly one column, got {len(cols)}",
+            )
+        )
         return None
     expected = spec.dim(1) if rank == 2 else None
     if expected is not None and expected != len(cols):
         problems.append(
-            (f"{where}.columns", f"ONNX input {name!r} expects {expected} features per row ({spec.shape}), "
-             f"config gives {len(cols)} columns")
+            (
+                f"{where}.columns",
+                f"ONNX input {name!r} expects {expected} features per row ({spec.shape}), "
+                f"config gives {len(cols)} columns",
+            )
         )
         ok = False
     if not ok:
@@ -219,36 +257,56 @@ def _bind_input(name, cfg, spec: TensorSpec, schema, problems: list, model_probl
 def _bind_output(name, cfg, spec: TensorSpec, problems: list, where: str) -> OutputBinding | None:
     if spec.dtype is None or spec.onnx_type.startswith("seq") or spec.onnx_type.startswith("map"):
         problems.append(
-            (where, f"ONNX output {name!r} is {spec.onnx_type} (e.g. a ZipMap of class → probability), which "
-             "batch scoring cannot serve; re-export without ZipMap (skl2onnx: options={id(model): "
-             "{'zipmap': False}}) or map another output")
+            (
+                where,
+                f"ONNX output {name!r} is {spec.onnx_type} (e.g. a ZipMap of class → probability), which "
+                "batch scoring cannot serve; re-export without ZipMap (skl2onnx: options={id(model): "
+                "{'zipmap': False}}) or map another output",
+            )
         )
         return None
     rank = spec.rank if spec.rank is not None else 2
     arrow_scalar = {"str": "string"}.get(spec.dtype, spec.dtype)
     if rank >= 1 and spec.dim(0) is not None and spec.dim(0) != 1:
-        problems.append((where, f"ONNX output {name!r} has a fixed first dimension {spec.shape}; expected batch-first"))
+        problems.append(
+            (where, f"ONNX output {name!r} has a fixed first dimension {spec.shape}; expected batch-first")
+        )
         return None
     if rank > 2:
-        problems.append((where, f"ONNX output {name!r} has rank {rank}; only [N] and [N, C] outputs are supported"))
+        problems.append(
+            (where, f"ONNX output {name!r} has rank {rank}; only [N] and [N, C] outputs are supported")
+        )
         return None
     if cfg.select is not None or cfg.argmax:
         if rank != 2:
-            problems.append((where, f"'select'/'argmax' need a [N, C] output, but {name!r} has shape {spec.shape}"))
+            problems.append(
+                (where, f"'select'/'argmax' need a [N, C] output, but {name!r} has shape {spec.shape}")
+            )
             return None
         width = spec.dim(1)
         if cfg.select is not None:
             if width is not None and cfg.select >= width:
-                problems.append((f"{where}.select", f"select={cfg.select} is out of range for output {name!r} with "
-                                 f"{width} columns (valid: 0..{width - 1})"))
+                problems.append(
+                    (
+                        f"{where}.select",
+                        f"select={cfg.select} is out of range for output {name!r} with "
+                        f"{width} columns (valid: 0..{width - 1})",
+                    )
+                )
                 return None
             return OutputBinding(name, cfg.column, "select", cfg.select, None, spec.dtype, arrow_scalar)
         if cfg.classes is not None and width is not None and len(cfg.classes) != width:
-            problems.append((f"{where}.classes", f"{len(cfg.classes)} class names given, output {name!r} has "
-                             f"{width} columns"))
+            problems.append(
+                (
+                    f"{where}.classes",
+                    f"{len(cfg.classes)} class names given, output {name!r} has {width} columns",
+                )
+            )
             return None
         classes = tuple(cfg.classes) if cfg.classes else None
-        return OutputBinding(name, cfg.column, "argmax", None, classes, spec.dtype, "string" if classes else "int64")
+        return OutputBinding(
+            name, cfg.column, "argmax", None, classes, spec.dtype, "string" if classes else "int64"
+        )
     if rank == 2:
         if spec.dim(1) == 1:
             return OutputBinding(name, cfg.column, "select", 0, None, spec.dtype, arrow_scalar)
@@ -272,17 +330,26 @@ def build_plan(config: JobConfig, model: ModelArtifact, selection: InputSelectio
     for name in config.model.inputs:
         if name not in graph_inputs:
             model_problems.append(
-                (f"model.inputs.{name}", f"the model has no input {name!r} (model inputs: {sorted(graph_inputs)})")
+                (
+                    f"model.inputs.{name}",
+                    f"the model has no input {name!r} (model inputs: {sorted(graph_inputs)})",
+                )
             )
     for name in sorted(graph_inputs - set(config.model.inputs)):
         model_problems.append(
-            ("model.inputs", f"model input {name!r} is not mapped to any column (every model input needs columns)")
+            (
+                "model.inputs",
+                f"model input {name!r} is not mapped to any column (every model input needs columns)",
+            )
         )
     graph_outputs = {t.name for t in sig.outputs}
     for name in config.model.outputs:
         if name not in graph_outputs:
             model_problems.append(
-                (f"model.outputs.{name}", f"the model has no output {name!r} (model outputs: {sorted(graph_outputs)})")
+                (
+                    f"model.outputs.{name}",
+                    f"the model has no output {name!r} (model outputs: {sorted(graph_outputs)})",
+                )
             )
 
     inputs: list[InputBinding] = []
@@ -337,6 +404,7 @@ def check_output_location(config: JobConfig) -> None:
     from batchinfer.io.filesystem import resolve
 
     src, dst = resolve(config.input.path), resolve(config.output.path)
+
     def scheme(uri: str) -> str:
         return uri.split("://", 1)[0] if "://" in uri else "file"
 

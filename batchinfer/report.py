@@ -9,8 +9,17 @@ import traceback
 from importlib import metadata
 
 MANIFEST_SCHEMA_VERSION = 1
-_PACKAGES = ("batchinfer", "pyspark", "onnxruntime", "onnxruntime-gpu", "pyarrow", "pandas", "numpy",
-             "great_expectations", "onnx")
+_PACKAGES = (
+    "batchinfer",
+    "pyspark",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "great_expectations",
+    "onnx",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -82,7 +91,9 @@ class ManifestBuilder:
             doc["model"] = plan.model.summary()
             if plan.card is not None:
                 doc["model"]["card"] = {
-                    k: plan.card.get(k) for k in ("method", "verification", "created_at", "reference") if k in plan.card
+                    k: plan.card.get(k)
+                    for k in ("method", "verification", "created_at", "reference")
+                    if k in plan.card
                 }
             doc["input"] = plan.selection.summary()
             doc["rows_in"] = plan.selection.rows
@@ -122,12 +133,16 @@ class ManifestBuilder:
             doc["notes"] = self.notes
         doc.update(self.extra)
         if error is not None:
-            info = error.to_dict() if hasattr(error, "to_dict") else {
-                "type": type(error).__name__,
-                "message": str(error),
-                "exit_code": 1,
-                "traceback": traceback.format_exception(type(error), error, error.__traceback__)[-3:],
-            }
+            info = (
+                error.to_dict()
+                if hasattr(error, "to_dict")
+                else {
+                    "type": type(error).__name__,
+                    "message": str(error),
+                    "exit_code": 1,
+                    "traceback": traceback.format_exception(type(error), error, error.__traceback__)[-3:],
+                }
+            )
             doc["error"] = info
         return doc
 
@@ -178,23 +193,35 @@ def render_result_html(result) -> str:
         ("output", html.escape(str(m.get("output", {}).get("path")))),
         ("time", " · ".join(f"{html.escape(k)} {v:.1f}s" for k, v in m.get("timings", {}).items())),
     ]
-    body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in rows)
+    body = "".join(
+        f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in rows
+    )
     out = f"<div><h4>batchinfer · {html.escape(m.get('job', ''))}</h4><table>{body}</table>"
     outcomes = m.get("checks", {}).get("outcomes", [])
     if outcomes:
-        head = "".join(f"<th>{h}</th>" for h in ("stage", "check", "column", "observed", "unexpected %", "severity",
-                                                   "status"))
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("stage", "check", "column", "observed", "unexpected %", "severity", "status")
+        )
         trs = []
         for o in outcomes:
             st = o.get("status", "")
             c = {"passed": "#1a7f37", "warning": "#9a6700", "failed": "#cf222e"}.get(st, "#000")
             up = o.get("unexpected_percent")
             trs.append(
-                "<tr>" + "".join(
+                "<tr>"
+                + "".join(
                     f"<td>{html.escape(str(v))}</td>"
-                    for v in (o.get("stage"), o.get("check"), o.get("column") or "", _short(o.get("observed")),
-                              "" if up is None else f"{up:.3g}", o.get("severity"))
-                ) + f"<td style='color:{c}'><b>{html.escape(st)}</b></td></tr>"
+                    for v in (
+                        o.get("stage"),
+                        o.get("check"),
+                        o.get("column") or "",
+                        _short(o.get("observed")),
+                        "" if up is None else f"{up:.3g}",
+                        o.get("severity"),
+                    )
+                )
+                + f"<td style='color:{c}'><b>{html.escape(st)}</b></td></tr>"
             )
         out += f"<h5>checks</h5><table><tr>{head}</tr>{''.join(trs)}</table>"
     for fig in result.extras.get("figures_html", []):

@@ -28,7 +28,9 @@ def session_conf(config: JobConfig) -> dict[str, str]:
     conf = dict(DEFAULT_CONF)
     # Bound the Arrow batches handed to Python workers: memory stays flat however large a partition is.
     conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(config.runtime.batch_rows)
-    conf.update({k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in config.spark.conf.items()})
+    conf.update(
+        {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in config.spark.conf.items()}
+    )
     return conf
 
 

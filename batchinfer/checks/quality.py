@@ -29,6 +29,7 @@ from batchinfer.checks.expectations import (
 from batchinfer.checks.gate import CheckOutcome, GateDecision, decide
 from batchinfer.errors import ConfigError
 
+_RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
 _SAMPLE = 20  # unexpected values kept per outcome (GX SUMMARY returns up to 20)
 
 
@@ -106,6 +107,13 @@ def run_expectations(
         res = run_expectations(df, [{"expect": "not_null", "column": "f0"}], stage="input")
         print(format_outcomes_table(res.outcomes))
     """
+    if result_format not in _RESULT_FORMATS:
+        raise ConfigError(
+            "Invalid result format",
+            problems=[
+                ("checks.result_format", f"expected one of {list(_RESULT_FORMATS)}, got {result_format!r}")
+            ],
+        )
     parsed = _parse_specs(specs, stage)
     expectations = build_expectations(parsed, path=f"checks.{stage}")
     n_specs = len(expectations)

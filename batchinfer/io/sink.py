@@ -112,8 +112,10 @@ class OutputTable:
             if self._try_create_lock(info):
                 return
             holder = _read_json(self.lock_path) or {}
-            if holder.get("host") == info["host"] and isinstance(holder.get("pid"), int) and not _pid_alive(
-                holder["pid"]
+            if (
+                holder.get("host") == info["host"]
+                and isinstance(holder.get("pid"), int)
+                and not _pid_alive(holder["pid"])
             ):
                 # The holder died on this host (e.g. SIGKILL): its lock is provably stale.
                 self.lock_path.fs.delete_file(self.lock_path.path)
@@ -273,8 +275,10 @@ class OutputTable:
             result.files += len(files)
             result.partitions.append(dict(p.split("=", 1) for p in rel.split("/")) if rel else {})
         if mode == "error_if_exists":
-            clash = self.existing_partitions(list(units)) if partition_by else (
-                [""] if self._root_has_data() else []
+            clash = (
+                self.existing_partitions(list(units))
+                if partition_by
+                else ([""] if self._root_has_data() else [])
             )
             if clash:
                 raise OutputError(
@@ -300,7 +304,7 @@ class OutputTable:
         _write_text_atomic(journal_loc, json.dumps(journal))
         pause("journal_written")
         trash = self.meta.join("trash", run_id)
-        for unit, (rel, files) in zip(journal_units, sorted(units.items())):
+        for unit, (rel, files) in zip(journal_units, sorted(units.items()), strict=False):
             live = self.root.join(rel) if rel else self.root
             if mode == "append":
                 live.fs.create_dir(live.path, recursive=True)

@@ -111,7 +111,9 @@ def _partition_keys(files: list[InputFile], root: Location) -> list[str]:
     return list(next(iter(keysets))) if keysets else []
 
 
-def prune(files: list[InputFile], keys: list[str], filters: dict[str, list[str]], root: Location) -> list[InputFile]:
+def prune(
+    files: list[InputFile], keys: list[str], filters: dict[str, list[str]], root: Location
+) -> list[InputFile]:
     """Keep the files whose partition values match every filter; unknown keys are errors."""
     for key in filters:
         if key not in keys:
@@ -182,7 +184,7 @@ def discover(
     schema = None
     schema_from = None
     needed = list(needed_columns or [])
-    for f, (rows, file_schema, error) in zip(files, footers):
+    for f, (rows, file_schema, error) in zip(files, footers, strict=False):
         if error is not None:
             if on_corrupt_file == "skip":
                 skipped.append({"file": f.uri, "partition": f.partition_label, "error": error})

@@ -47,7 +47,12 @@ class TensorSpec:
         return d if isinstance(d, int) and d > 0 else None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.onnx_type, "dtype": self.dtype, "shape": list(self.shape or [])}
+        return {
+            "name": self.name,
+            "type": self.onnx_type,
+            "dtype": self.dtype,
+            "shape": list(self.shape or []),
+        }
 
 
 @dataclass(frozen=True)
@@ -183,4 +188,6 @@ def load_model(path: str | Path, *, expected_sha256: str | None = None) -> Model
             "model is intended",
         )
     signature = read_signature(content, path=str(p))
-    return ModelArtifact(path=str(p), sha256=digest, size_bytes=len(content), signature=signature, content=content)
+    return ModelArtifact(
+        path=str(p), sha256=digest, size_bytes=len(content), signature=signature, content=content
+    )

@@ -58,5 +58,7 @@ def choose_providers(
             "(spark.executor.resource.gpu.amount / spark.task.resource.gpu.amount, see conf/spark-gpu.conf)"
         )
     if device == "gpu":
-        raise DeviceError(f"runtime.device=gpu but no GPU can be used: {reason}", hint="or set runtime.device: auto")
+        raise DeviceError(
+            f"runtime.device=gpu but no GPU can be used: {reason}", hint="or set runtime.device: auto"
+        )
     return DeviceChoice(cpu.providers, None, warning=f"runtime.device=auto fell back to CPU: {reason}")

@@ -46,7 +46,11 @@ def _check_finite(tensor: np.ndarray, binding: InputBinding, spec: ScoringSpec) 
         return tensor
     bad = ~finite
     col_idx = int(np.argwhere(bad.reshape(len(tensor), -1).any(axis=0))[0][0]) if tensor.ndim > 1 else 0
-    name = binding.columns[col_idx] if not binding.array_column and col_idx < len(binding.columns) else binding.columns[0]
+    name = (
+        binding.columns[col_idx]
+        if not binding.array_column and col_idx < len(binding.columns)
+        else binding.columns[0]
+    )
     raise InputDataError(
         f"column {name!r} has {int(bad.sum())} NaN/inf value(s) in a batch; input.invalid_features="
         f"{spec.invalid_features!r}",
@@ -103,7 +107,9 @@ def build_tensor(batch, binding: InputBinding, spec: ScoringSpec) -> np.ndarray:
     return _check_finite(tensor, binding, spec)
 
 
-def run_sliced(run: Callable[[dict], list], feeds: dict[str, np.ndarray], n: int, batch_rows: int) -> list[np.ndarray]:
+def run_sliced(
+    run: Callable[[dict], list], feeds: dict[str, np.ndarray], n: int, batch_rows: int
+) -> list[np.ndarray]:
     """Call ``run(feeds)`` on slices of at most ``batch_rows`` rows and concatenate the outputs.
 
     onnxruntime throughput drops sharply above ~20k rows per call on small CPUs (cache
@@ -131,7 +137,9 @@ def _arrow_array(values: np.ndarray, binding: OutputBinding, n: int):
     if binding.mode == "argmax":
         idx = values.argmax(axis=1).astype(np.int64)
         if binding.classes:
-            return pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(list(binding.classes))).cast(pa.string())
+            return pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(list(binding.classes))).cast(
+                pa.string()
+            )
         return pa.array(idx)
     if binding.mode == "array":
         flat = np.ascontiguousarray(values.reshape(n, -1))
@@ -151,10 +159,10 @@ def build_output_batch(batch, spec: ScoringSpec, outputs: list[np.ndarray], sche
 
     n = batch.num_rows
     columns = [batch.column(c) for c in spec.passthrough]
-    for binding, values in zip(spec.outputs, outputs):
+    for binding, values in zip(spec.outputs, outputs, strict=False):
         columns.append(_arrow_array(values, binding, n))
     arrays = []
-    for arr, fld in zip(columns, schema):
+    for arr, fld in zip(columns, schema, strict=False):
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         arrays.append(arr if arr.type == fld.type else arr.cast(fld.type))
@@ -174,8 +182,15 @@ def output_arrow_schema(spec: ScoringSpec, input_schema):
 
     types = {
         # Spark has no float16 or unsigned types: widen them.
-        "float32": pa.float32(), "float64": pa.float64(), "float16": pa.float32(), "int64": pa.int64(),
-        "int32": pa.int32(), "int16": pa.int16(), "int8": pa.int8(), "uint8": pa.int16(), "bool": pa.bool_(),
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+        "float16": pa.float32(),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "int16": pa.int16(),
+        "int8": pa.int8(),
+        "uint8": pa.int16(),
+        "bool": pa.bool_(),
         "string": pa.string(),
     }
     fields = [input_schema.field(c) for c in spec.passthrough]

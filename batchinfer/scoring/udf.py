@@ -22,7 +22,9 @@ FAULT_ENV = "BATCHINFER_TEST_FAIL_FIRST_ATTEMPT"
 def _merge_stats(a: dict, b: dict) -> dict:
     out = {k: dict(v) for k, v in a.items()}
     for worker, info in b.items():
-        cur = out.setdefault(worker, {"sessions": 0, "providers": [], "rows": 0, "batches": 0, "warnings": []})
+        cur = out.setdefault(
+            worker, {"sessions": 0, "providers": [], "rows": 0, "batches": 0, "warnings": []}
+        )
         cur["sessions"] += info.get("sessions", 0)
         cur["rows"] += info.get("rows", 0)
         cur["batches"] += info.get("batches", 0)

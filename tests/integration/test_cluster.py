@@ -31,7 +31,11 @@ def test_local_cluster_broadcast_path(tmp_path):
     model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
     proc = subprocess.run(
         [sys.executable, "-m", "tests.support.cluster_job", str(data), str(model), str(tmp_path / "out")],
-        cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -54,28 +58,56 @@ model:
   path: {model}
   inputs: {{input: {{columns: [f0, f1, f2, f3]}}}}
   outputs: {{probabilities: {{column: score, select: 1}}}}
-output: {{path: {tmp_path / 'out'}, partition_by: [ds]}}
+output: {{path: {tmp_path / "out"}, partition_by: [ds]}}
 """
     )
     spark_submit = Path(sys.executable).parent / "spark-submit"
     proc = subprocess.run(
-        [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-         str(ROOT / "jobs" / "score.py"), "--config", str(config), "--set", "input.partitions.ds=2026-11-28",
-         "--json"],
-        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+        [
+            str(spark_submit),
+            "--master",
+            "local[2]",
+            "--conf",
+            "spark.ui.enabled=false",
+            str(ROOT / "jobs" / "score.py"),
+            "--config",
+            str(config),
+            "--set",
+            "input.partitions.ds=2026-11-28",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    manifest = json.loads(proc.stdout[proc.stdout.index("{"):])
+    manifest = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert manifest["status"] == "succeeded" and manifest["rows_out"] == 600
     assert manifest["spark"]["master"] == "local[2]"
-    out = ds.dataset(tmp_path / "out", format="parquet", partitioning="hive", ignore_prefixes=["_", "."]).to_table()
+    out = ds.dataset(
+        tmp_path / "out", format="parquet", partitioning="hive", ignore_prefixes=["_", "."]
+    ).to_table()
     assert out.num_rows == 600
 
     # A gate-free failure path through spark-submit keeps the documented exit code.
     proc = subprocess.run(
-        [str(spark_submit), "--master", "local[1]", str(ROOT / "jobs" / "score.py"), "--config", str(config),
-         "--set", "input.partitions.ds=2031-01-01"],
-        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600,
+        [
+            str(spark_submit),
+            "--master",
+            "local[1]",
+            str(ROOT / "jobs" / "score.py"),
+            "--config",
+            str(config),
+            "--set",
+            "input.partitions.ds=2031-01-01",
+        ],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 3, proc.stderr[-2000:]
     # spark-submit's Python runner merges the driver's stderr into stdout.

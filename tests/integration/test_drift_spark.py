@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -93,7 +94,7 @@ def test_spark_counts_equal_numpy_counts(spark, reference, ref_table):
 def test_current_counts_is_one_spark_job(spark, reference):
     df = spark.createDataFrame(_table(1))
     sc = spark.sparkContext
-    group = "batchinfer-drift-one-pass"
+    group = f"drift-one-pass-{uuid.uuid4().hex}"  # the tracker remembers old groups' job ids
     sc.setJobGroup(group, "drift one-pass test")
     try:
         current = current_counts(df, reference)

@@ -102,6 +102,8 @@ def test_results_are_json_able_and_summarised(result):
 def test_dataframe_is_unpersisted_and_gx_logging_restored(events, result):
     assert not events.is_cached
     assert logging.getLogger("great_expectations").level == logging.NOTSET
+    # GX sets this one to INFO itself; we quiet it during the run only
+    assert logging.getLogger("great_expectations.data_context.types.base").level == logging.INFO
 
 
 def test_caller_cache_and_job_group_are_left_alone(spark, events):
@@ -168,6 +170,8 @@ def test_bad_specs_raise_config_error_before_any_spark_job(spark, events):
     assert "did you mean 'in_set'" in str(info.value)
     with pytest.raises(ConfigError, match=r"checks.output\[0\]: between: min_value and max_value"):
         run_expectations(events, [{"expect": "between", "column": "f1"}], stage="output")
+    with pytest.raises(ConfigError, match=r"checks.result_format: expected one of \['BOOLEAN_ONLY'"):
+        run_expectations(events, [], stage="input", result_format="FULL")
     with pytest.raises(ConfigError, match="no such file"):
         run_expectations(events, [], stage="input", suite_path="does/not/exist.json")
     assert len(tracker.getJobIdsForGroup(None)) == before

@@ -47,15 +47,19 @@ def main(data: str, model: str, out: str) -> None:
         executors = sorted({w.split(":")[0] + ":" + w.split(":")[1] for w in scored.stats.value})
     finally:
         shutil.move(hidden, model)
-    print(json.dumps({
-        "status": result.status,
-        "rows_out": result.rows_out,
-        "rows_in": result.rows_in,
-        "workers": result.manifest["workers"],
-        "master": result.manifest["spark"]["master"],
-        "rows_without_model_file": rows,
-        "executor_workers": executors,
-    }))
+    print(
+        json.dumps(
+            {
+                "status": result.status,
+                "rows_out": result.rows_out,
+                "rows_in": result.rows_in,
+                "workers": result.manifest["workers"],
+                "master": result.manifest["spark"]["master"],
+                "rows_without_model_file": rows,
+                "executor_workers": executors,
+            }
+        )
+    )
     spark.stop()
 
 

@@ -106,10 +106,10 @@ def test_stale_lock_of_a_dead_process_is_broken(tmp_path):
     t = OutputTable(str(tmp_path / "out"))
     # A child process takes the lock and dies without releasing it.
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, {!r})\n"
         "from batchinfer.io.sink import OutputTable\n"
-        "OutputTable(%r).acquire_lock('dead-run', 'job')\n"
-    ) % (os.getcwd(), str(tmp_path / "out"))
+        "OutputTable({!r}).acquire_lock('dead-run', 'job')\n"
+    ).format(os.getcwd(), str(tmp_path / "out"))
     subprocess.run([sys.executable, "-c", code], check=True)
     assert t.lock_holder()["run_id"] == "dead-run"
     t.acquire_lock("next-run", "job")
