@@ -125,9 +125,12 @@ def cmd_run(args) -> int:
             res = getattr(exc, "result", None)
             if res is not None:
                 _emit_manifest(args, res.manifest)
+                if not args.json:
+                    _print_checks(res.manifest, file=sys.stderr)
             raise
     _emit_manifest(args, result.manifest)
     if not args.quiet and not args.json:
+        _print_checks(result.manifest)
         print(summary_text(result.manifest))
     return EXIT_OK
 
@@ -141,6 +144,34 @@ def _emit_manifest(args, manifest: dict) -> None:
             fh.write(text)
     if args.json:
         print(text)
+
+
+def _print_checks(manifest: dict, file=None) -> None:
+    """The checks table (expectation, column, observed, unexpected %, severity, status)."""
+    outcomes = manifest.get("checks", {}).get("outcomes")
+    if not outcomes:
+        return
+    from batchinfer.checks.gate import CheckOutcome
+    from batchinfer.checks.quality import format_outcomes_table
+
+    objs = [CheckOutcome(**{k: v for k, v in o.items() if k != "status"}) for o in outcomes]
+    # Drift yields several rows per column: show the ones that did not pass, then one line.
+    drift_stages = ("drift", "prediction_drift")
+    shown = [o for o in objs if o.stage not in drift_stages or not o.passed]
+    print(format_outcomes_table(shown), file=file or sys.stdout)
+    drift = [
+        o
+        for o in objs
+        if o.stage in drift_stages
+        and o.check not in ("null_rate_increase", "unseen_category_share", "drifted_column_share")
+    ]
+    if drift:
+        flagged = sorted({o.column for o in drift if not o.passed and o.column})
+        print(
+            f"drift: {len(drift)} columns checked ({', '.join(sorted({o.check for o in drift}))}); "
+            f"{len(flagged)} flagged{': ' + ', '.join(flagged) if flagged else ''}",
+            file=file or sys.stdout,
+        )
 
 
 def cmd_validate(args) -> int:

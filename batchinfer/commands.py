@@ -9,12 +9,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-REGISTRY: list[Callable] = []
+
+def _register_profile(sub) -> None:
+    from batchinfer.checks.reference import register
+
+    register(sub)
+
+
+def _register_expectations(sub) -> None:
+    from batchinfer.checks.starter import register
+
+    register(sub)
+
+
+REGISTRY: list[Callable] = [_register_profile, _register_expectations]
+
 
 # Extra checks `batchinfer validate` runs after the plan (expectation specs, drift profile, device).
-VALIDATORS: list[Callable] = []
+def _validate_checks(job, plan) -> None:
+    from batchinfer.checks.runner import validate_checks
+
+    validate_checks(job, plan)
+
+
+VALIDATORS: list[Callable] = [_validate_checks]
 
 
 def validate_extensions(job, plan) -> None:
     for validator in VALIDATORS:
         validator(job, plan)
+
+
+from batchinfer.package import register as _register_package  # noqa: E402  (light: stdlib only)
+
+REGISTRY.append(_register_package)

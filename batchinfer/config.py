@@ -27,6 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from batchinfer.checks.drift_policy import DriftConfig
+from batchinfer.checks.expectations import ChecksConfig
+from batchinfer.checks.quarantine import QuarantineConfig
 from batchinfer.errors import ConfigError
 
 PartitionValue = str
@@ -174,10 +177,27 @@ class JobConfig(_Strict):
     output: OutputConfig
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> JobConfig:
         problems = []
+        if self.input.invalid_features == "quarantine" and not self.quarantine.enabled:
+            problems.append(
+                "input.invalid_features: 'quarantine' needs the quarantine section: "
+                "set quarantine.enabled: true and quarantine.path"
+            )
+        if self.quarantine.enabled and self.quarantine.path:
+            from batchinfer.io.filesystem import resolve
+
+            q, o = (
+                resolve(self.quarantine.path).uri.rstrip("/") + "/",
+                resolve(self.output.path).uri.rstrip("/") + "/",
+            )
+            if q.startswith(o) or o.startswith(q):
+                problems.append("quarantine.path: must not equal, contain or sit inside output.path")
         out_cols = [o.column for o in self.model.outputs.values()]
         dupes = sorted({c for c in out_cols if out_cols.count(c) > 1})
         if dupes:

@@ -110,7 +110,28 @@ def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Pa
         model.parent.mkdir(parents=True, exist_ok=True)
         make_model(model)
         print(f"demo: trained an MLP and exported it to {model}", file=sys.stderr)
-    return {"data": data, "model": model, "output": base / "output" / "churn_scores"}
+    return {
+        "data": data,
+        "model": model,
+        "output": base / "output" / "churn_scores",
+        "profile": base / "profiles" / "churn_reference.json",
+    }
+
+
+def ensure_reference_profile(assets: dict[str, Path], overrides: list[str], *, spark=None) -> Path:
+    """Profile the first demo day (scored with the demo model) as the drift reference."""
+    from batchinfer.checks.reference import build_reference_profile, reference_overrides
+    from batchinfer.job import Job
+
+    path = assets["profile"]
+    if path.exists() and path.stat().st_mtime >= assets["model"].stat().st_mtime:
+        return path
+    job = Job.from_yaml(DEMO_CONFIG, overrides=[*overrides, *reference_overrides(f"ds={DAYS[0]}")])
+    profile = build_reference_profile(job, spark=spark)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(path)
+    print(f"demo: profiled {profile.row_count:,} reference rows (ds={DAYS[0]}) into {path}", file=sys.stderr)
+    return path
 
 
 def run_demo(base: str | Path = "demo", *, rows: int = 240_000, as_json: bool = False) -> int:
@@ -123,12 +144,17 @@ def run_demo(base: str | Path = "demo", *, rows: int = 240_000, as_json: bool = 
         f"input.path={assets['data']}",
         f"model.path={assets['model']}",
         f"output.path={assets['output']}",
+        f"drift.reference={assets['profile']}",
     ]
+    ensure_reference_profile(assets, overrides)
     job = Job.from_yaml(DEMO_CONFIG, overrides=overrides)
     with progress_reporter(enabled=not as_json) as progress:
         result = job.run(progress=progress)
     if as_json:
         print(json.dumps(result.manifest, indent=2, default=str))
     else:
+        from batchinfer.cli import _print_checks
+
+        _print_checks(result.manifest)
         print(summary_text(result.manifest))
     return 0

@@ -253,6 +253,7 @@ class Job:
         commit_pause,
     ) -> JobResult:
         from batchinfer import spark as spark_mod
+        from batchinfer.io.sink import OutputTable
         from batchinfer.io.source import read_dataframe
         from batchinfer.scoring.udf import score_dataframe
 
@@ -270,26 +271,81 @@ class Job:
         sc = session.sparkContext
         sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
 
-        df = read_dataframe(session, plan.selection, plan.spec.read_columns)
+        from batchinfer.checks import runner
+
+        checks_on = runner.checks_configured(cfg)
+        columns = list(plan.spec.read_columns)
+        if checks_on:
+            columns += [c for c in runner.input_columns_needed(cfg, plan) if c not in columns]
+        df = read_dataframe(session, plan.selection, columns)
         if sample_fraction is not None and sample_fraction < 1.0:
             df = df.sample(fraction=sample_fraction, seed=17)
             manifest.notes.append(f"scored a {sample_fraction:.2%} sample of the input rows")
 
-        scored = score_dataframe(session, df, plan, run_id=run_id, session_factory=session_factory)
-        staging = stage_table.staging(run_id)
-        with timings.stage("score_and_stage", progress):
-            writer = scored.df.write.mode("overwrite").option(
-                "compression", "uncompressed" if cfg.output.compression == "none" else cfg.output.compression
-            )
-            if cfg.output.partition_by:
-                writer = writer.partitionBy(*cfg.output.partition_by)
-            try:
-                writer.parquet(staging.uri)
-            except Exception as exc:
-                reraise_executor_error(exc)
-                raise
+        outcomes: list = []
+        cached = None
+        if checks_on:
+            from pyspark import StorageLevel
+
+            # Checks and scoring read the same rows: read the Parquet once.
+            cached = df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if checks_on:
+                quarantine_table = None
+                if cfg.quarantine.enabled:
+                    quarantine_table = OutputTable(
+                        stage_table.root.join("_quarantine").uri if dry_run else cfg.quarantine.path
+                    )
+                with timings.stage("input_checks", progress):
+                    df, stage = runner.run_input_checks(
+                        session, df, plan, run_id=run_id, quarantine_table=quarantine_table
+                    )
+                outcomes.extend(stage.outcomes)
+                _record_checks(manifest, stage, outcomes)
+                if quarantine_table is not None and not dry_run:
+                    with timings.stage("quarantine_commit", progress):
+                        quarantine_table.acquire_lock(run_id, cfg.job)
+                        try:
+                            quarantine_table.recover(current_run=run_id)
+                            quarantine_table.commit(
+                                run_id,
+                                mode=cfg.output.mode
+                                if cfg.output.mode != "error_if_exists"
+                                else "overwrite_partitions",
+                                partition_by=cfg.output.partition_by,
+                            )
+                        finally:
+                            quarantine_table.release_lock(run_id)
+                _enforce_gate(outcomes, "input")
+
+            scored = score_dataframe(session, df, plan, run_id=run_id, session_factory=session_factory)
+            staging = stage_table.staging(run_id)
+            with timings.stage("score_and_stage", progress):
+                writer = scored.df.write.mode("overwrite").option(
+                    "compression",
+                    "uncompressed" if cfg.output.compression == "none" else cfg.output.compression,
+                )
+                if cfg.output.partition_by:
+                    writer = writer.partitionBy(*cfg.output.partition_by)
+                try:
+                    writer.parquet(staging.uri)
+                except Exception as exc:
+                    reraise_executor_error(exc)
+                    raise
+        finally:
+            if cached is not None:
+                cached.unpersist()
         manifest.workers = scored.stats.value
         scored.model_broadcast.unpersist(blocking=False)
+
+        if checks_on and (cfg.checks.output or cfg.checks.output_suite or cfg.drift.reference):
+            staged_df = session.read.option("basePath", staging.uri).parquet(staging.uri)
+            with timings.stage("output_checks", progress):
+                stage = runner.run_output_checks(session, staged_df, plan)
+            outcomes.extend(stage.outcomes)
+            _record_checks(manifest, stage, outcomes)
+        if checks_on:
+            _enforce_gate(outcomes, "output")
 
         if dry_run:
             with timings.stage("commit", progress):
@@ -318,6 +374,32 @@ class Job:
         except OSError:
             return None
         return path
+
+
+def _record_checks(manifest, stage, outcomes: list) -> None:
+    from batchinfer.checks.gate import decide
+
+    decision = decide(outcomes)
+    checks = manifest.checks
+    checks.update(stage.summary)
+    checks["gate"] = decision.summary()
+    checks["outcomes"] = [o.to_dict() for o in outcomes]
+    checks.setdefault("seconds", {}).update(stage.seconds)
+    manifest.attachments.update(stage.attachments)
+
+
+def _enforce_gate(outcomes: list, stage: str) -> None:
+    """All checks of a stage have run: fail now if any fail-severity check is unmet."""
+    from batchinfer.checks.gate import decide
+
+    decision = decide(outcomes)
+    if not decision.passed:
+        raise errors.GateFailedError(
+            f"check gate failed after the {stage} checks ({len(decision.failures)} failed, "
+            f"{len(decision.warnings)} warnings): {decision.describe_failures()}",
+            failures=[o.to_dict() for o in decision.failures],
+            hint="inspect the checks table in the run manifest; nothing was written",
+        )
 
 
 def run_job(

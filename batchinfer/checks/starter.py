@@ -164,3 +164,46 @@ def write_suite_yaml(specs: list[dict], path: str | Path, *, comment: str | None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
+
+
+def register(sub) -> None:
+    """``batchinfer expectations init --data PARQUET --out SUITE.yaml``."""
+    p = sub.add_parser("expectations", help="data-quality expectation tools")
+    inner = p.add_subparsers(dest="expectations_command", metavar="SUBCOMMAND")
+    init = inner.add_parser("init", help="propose a starter suite from reference data, to review and edit")
+    init.add_argument("--data", required=True, help="Parquet file or (Hive-partitioned) directory")
+    init.add_argument("--out", required=True, help="YAML file to write (the checks.input list)")
+    init.add_argument("--margin", type=float, default=0.1, help="widen observed ranges by this share")
+    init.add_argument("--max-categories", type=int, default=50, help="largest category set proposed")
+    init.add_argument("--columns", help="comma-separated columns to cover (default: all)")
+    init.set_defaults(handler=_cmd_init)
+    p.set_defaults(handler=lambda args: p.print_help() or 2)
+
+
+def _cmd_init(args) -> int:
+    import os
+    import sys
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    from batchinfer.io.filesystem import resolve
+
+    if not os.path.exists(resolve(args.data).path) and "://" not in args.data:
+        raise InputDataError(f"--data {args.data} does not exist", hint="give a Parquet file or directory")
+    spark = (
+        SparkSession.builder.master("local[*]")
+        .appName("batchinfer-expectations-init")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    df = spark.read.parquet(args.data)
+    if args.columns:
+        df = df.select(*[c.strip() for c in args.columns.split(",") if c.strip()])
+    specs = propose_expectations(df, margin=args.margin, max_categories=args.max_categories)
+    write_suite_yaml(specs, args.out, comment=f"proposed from {args.data}; review before use")
+    print(f"wrote {args.out}: {len(specs)} expectations proposed from {args.data}")
+    return 0

@@ -1,0 +1,250 @@
+"""The job's check stages: what runs on the input before scoring and on the scored rows after.
+
+Input stage (on the cached input DataFrame): quarantine split → GX input suite → feature drift.
+Output stage (on the staged scored rows, read back from Parquet): GX output suite →
+prediction drift. Each returns ``CheckOutcome`` lists plus records for the manifest; the job
+makes the gate decision (:func:`batchinfer.checks.gate.decide`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from batchinfer.checks.gate import CheckOutcome
+from batchinfer.errors import ConfigError
+
+
+@dataclass
+class StageChecks:
+    """What one check stage produced."""
+
+    outcomes: list[CheckOutcome] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    attachments: dict[str, str] = field(default_factory=dict)  # file name → text, saved with the run
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def checks_configured(config) -> bool:
+    c = config.checks
+    return bool(
+        c.input
+        or c.output
+        or c.input_suite
+        or c.output_suite
+        or config.quarantine.enabled
+        or (config.drift.enabled and config.drift.reference)
+    )
+
+
+def _subset(profile, columns: list[str]):
+    from batchinfer.checks.profile import ReferenceProfile
+
+    return ReferenceProfile(
+        columns={c: profile.columns[c] for c in columns},
+        row_count=profile.row_count,
+        created_at=profile.created_at,
+    )
+
+
+def output_columns(plan) -> list[str]:
+    return [o.column for o in plan.spec.outputs]
+
+
+def load_reference(config):
+    from batchinfer.checks.profile import load_profile
+
+    return load_profile(config.drift.reference)
+
+
+def drift_columns(config, profile, plan) -> tuple[list[str], list[str]]:
+    """(feature columns measured on the input, prediction columns measured on the output)."""
+    outputs = set(output_columns(plan))
+    preds = [c for c in profile.columns if c in outputs]
+    if config.drift.columns is not None:
+        missing = [c for c in config.drift.columns if c not in profile.columns]
+        if missing:
+            raise ConfigError(
+                "drift.columns names columns the reference profile lacks",
+                problems=[("drift.columns", f"{missing} not in profile {config.drift.reference}")],
+                hint="rebuild the profile with `batchinfer profile`, or drop those columns",
+            )
+        features = [c for c in config.drift.columns if c not in outputs]
+    else:
+        features = [c for c in profile.columns if c not in outputs]
+    return features, preds
+
+
+def input_columns_needed(config, plan) -> list[str]:
+    """Columns the input checks need beyond what scoring reads."""
+    cols: list[str] = []
+    for spec in config.checks.input:
+        if spec.column and spec.column not in cols:
+            cols.append(spec.column)
+    if config.drift.enabled and config.drift.reference:
+        try:
+            profile = load_reference(config)
+            features, _ = drift_columns(config, profile, plan)
+            cols.extend(c for c in features if c not in cols)
+        except Exception:  # reported properly when the drift stage runs
+            pass
+    return cols
+
+
+def run_input_checks(spark, df, plan, *, run_id: str, quarantine_table=None) -> tuple[object, StageChecks]:
+    """Run quarantine, the GX input suite and feature drift on ``df``; return (rows to score, checks)."""
+    config = plan.config
+    result = StageChecks()
+    feature_cols = plan.spec.feature_columns
+
+    if config.quarantine.enabled:
+        from batchinfer.checks.quarantine import quarantine_outcome, split_rows
+
+        t0 = time.perf_counter()
+        clean, bad = split_rows(
+            df,
+            feature_columns=feature_cols,
+            specs=config.checks.input,
+            rules=config.quarantine.rules,
+            reasons=config.quarantine.reasons,
+        )
+        total = df.count()
+        bad = bad.persist()
+        n_bad = bad.count()
+        if n_bad and quarantine_table is not None:
+            writer = bad.write.mode("overwrite")
+            if config.output.partition_by:
+                keep = [c for c in config.output.partition_by if c in bad.columns]
+                if keep:
+                    writer = writer.partitionBy(*keep)
+            writer.parquet(quarantine_table.staging(run_id).uri)
+        bad.unpersist()
+        outcome = quarantine_outcome(total, n_bad, config.quarantine.max_fraction)
+        result.outcomes.append(outcome)
+        result.summary["quarantine"] = {
+            "rows_total": total,
+            "rows_quarantined": n_bad,
+            "fraction": outcome.observed,
+            "max_fraction": config.quarantine.max_fraction,
+            "path": config.quarantine.path,
+        }
+        result.seconds["quarantine"] = round(time.perf_counter() - t0, 3)
+        df = clean
+
+    c = config.checks
+    if c.input or c.input_suite:
+        from batchinfer.checks.quality import run_expectations
+
+        t0 = time.perf_counter()
+        qr = run_expectations(
+            df,
+            c.input,
+            stage="input",
+            suite_path=c.input_suite,
+            result_format=c.result_format,
+            name=f"{config.job}-input",
+        )
+        result.outcomes.extend(qr.outcomes)
+        result.summary["input_expectations"] = qr.summary()
+        result.attachments["gx_input.json"] = json.dumps(qr.gx_result, indent=2, default=str)
+        result.seconds["input_expectations"] = round(time.perf_counter() - t0, 3)
+
+    if config.drift.enabled and config.drift.reference:
+        from batchinfer.checks.drift_policy import evaluate_drift
+        from batchinfer.checks.profile import current_counts
+
+        t0 = time.perf_counter()
+        profile = load_reference(config)
+        features, _ = drift_columns(config, profile, plan)
+        if features:
+            reference = _subset(profile, features)
+            current = current_counts(df, reference)
+            drift_cfg = config.drift.model_copy(update={"columns": features})
+            outcomes = evaluate_drift(profile, current, drift_cfg, prediction_columns=())
+            result.outcomes.extend(outcomes)
+            result.attachments["drift_input_counts.json"] = current.to_json(indent=1)
+            result.summary["drift"] = _drift_summary(outcomes, features)
+        result.seconds["drift_input"] = round(time.perf_counter() - t0, 3)
+    return df, result
+
+
+def run_output_checks(spark, staged_df, plan) -> StageChecks:
+    """Run the GX output suite and prediction drift on the staged scored rows."""
+    config = plan.config
+    result = StageChecks()
+    c = config.checks
+    if c.output or c.output_suite:
+        from batchinfer.checks.quality import run_expectations
+
+        t0 = time.perf_counter()
+        qr = run_expectations(
+            staged_df,
+            c.output,
+            stage="output",
+            suite_path=c.output_suite,
+            result_format=c.result_format,
+            name=f"{config.job}-output",
+        )
+        result.outcomes.extend(qr.outcomes)
+        result.summary["output_expectations"] = qr.summary()
+        result.attachments["gx_output.json"] = json.dumps(qr.gx_result, indent=2, default=str)
+        result.seconds["output_expectations"] = round(time.perf_counter() - t0, 3)
+
+    if config.drift.enabled and config.drift.reference and config.drift.prediction.enabled:
+        from batchinfer.checks.drift_policy import evaluate_drift
+        from batchinfer.checks.profile import current_counts
+
+        t0 = time.perf_counter()
+        profile = load_reference(config)
+        _, preds = drift_columns(config, profile, plan)
+        if preds:
+            reference = _subset(profile, preds)
+            current = current_counts(staged_df, reference)
+            drift_cfg = config.drift.model_copy(update={"columns": []})
+            outcomes = [
+                o
+                for o in evaluate_drift(profile, current, drift_cfg, prediction_columns=preds)
+                if o.stage == "prediction_drift"
+            ]
+            result.outcomes.extend(outcomes)
+            result.attachments["drift_prediction_counts.json"] = current.to_json(indent=1)
+            result.summary["prediction_drift"] = _drift_summary(outcomes, preds)
+        result.seconds["drift_prediction"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _drift_summary(outcomes: list[CheckOutcome], columns: list[str]) -> dict:
+    per_column = {}
+    for o in outcomes:
+        if (
+            o.column in columns
+            and o.stage in ("drift", "prediction_drift")
+            and o.check
+            not in (
+                "null_rate_increase",
+                "unseen_category_share",
+            )
+        ):
+            per_column[o.column] = {"metric": o.check, "value": o.observed, "status": o.status}
+    return {
+        "columns": len(columns),
+        "drifted": sorted(c for c, v in per_column.items() if v["status"] != "passed"),
+        "per_column": per_column,
+    }
+
+
+def validate_checks(job, plan) -> None:
+    """`batchinfer validate`: expectation names/arguments, suite files and the drift profile."""
+    config = job.config
+    problems = config.checks.problems(path="checks")
+    if config.drift.enabled and config.drift.reference:
+        try:
+            profile = load_reference(config)
+            drift_columns(config, profile, plan)
+        except ConfigError as exc:
+            problems.extend(exc.problems or [("drift", exc.message)])
+        except Exception as exc:  # InputDataError from a malformed profile
+            problems.append(("drift.reference", getattr(exc, "message", str(exc))))
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in checks", problems=problems)
