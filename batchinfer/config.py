@@ -124,12 +124,18 @@ class OutputColumnConfig(_Strict):
         return self
 
 
+_HOOK_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class ModelConfig(_Strict):
     path: str | None = None
     card: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     inputs: dict[str, TensorInputConfig] = Field(min_length=1)
     outputs: dict[str, OutputColumnConfig] = Field(min_length=1)
+    # Opt-in custom code by importable name only (needs runtime.allow_custom_code; scoring/custom.py).
+    preprocess: str | None = Field(default=None, pattern=_HOOK_PATTERN)
+    postprocess: str | None = Field(default=None, pattern=_HOOK_PATTERN)
 
     @model_validator(mode="after")
     def _path_or_card(self) -> ModelConfig:
@@ -156,8 +162,16 @@ class OutputConfig(_Strict):
 class RuntimeConfig(_Strict):
     batch_rows: int = Field(default=10_000, ge=1, le=10_000_000)
     threads_per_task: int = Field(default=1, ge=1, le=256)
+    # Must be true for model.preprocess / model.postprocess hooks to be allowed.
+    allow_custom_code: bool = False
     device: Literal["auto", "cpu", "gpu"] = "cpu"
+    # Rows per onnxruntime call when CUDA is in use (default 65,536; see docs/gpu.md).
     gpu_batch_rows: int | None = Field(default=None, ge=1, le=10_000_000)
+    # GPU only: put TensorRT before CUDA; engines are cached in trt_cache_dir (per executor host).
+    tensorrt: bool = False
+    trt_cache_dir: str | None = None
+    # auto: executors read Parquet row groups with pyarrow unless a check needs the input in Spark.
+    reader: Literal["auto", "spark", "pyarrow"] = "auto"
     dry_run: bool = False
 
 
@@ -184,6 +198,11 @@ class JobConfig(_Strict):
     @model_validator(mode="after")
     def _columns_consistent(self) -> JobConfig:
         problems = []
+        hooks = [f"model.{n}" for n in ("preprocess", "postprocess") if getattr(self.model, n)]
+        if hooks and not self.runtime.allow_custom_code:
+            problems.append(
+                f"{', '.join(hooks)}: custom code is off; set runtime.allow_custom_code: true to run it"
+            )
         if self.input.invalid_features == "quarantine" and not self.quarantine.enabled:
             problems.append(
                 "input.invalid_features: 'quarantine' needs the quarantine section: "

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchinfer import errors
+from batchinfer import errors, faults
 from batchinfer.config import JobConfig, LoadedConfig, load_config_full, redact
 from batchinfer.errors import BatchInferError
 from batchinfer.plan import JobPlan, build_plan, check_output_location
@@ -272,25 +272,32 @@ class Job:
         sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
 
         from batchinfer.checks import runner
+        from batchinfer.scoring.rowgroups import reader_for, score_row_groups
 
         checks_on = runner.checks_configured(cfg)
-        columns = list(plan.spec.read_columns)
-        if checks_on:
-            columns += [c for c in runner.input_columns_needed(cfg, plan) if c not in columns]
-        df = read_dataframe(session, plan.selection, columns)
+        needs_input = checks_on and runner.input_checks_configured(cfg)
+        reader = "spark" if cfg.quarantine.enabled else reader_for(cfg, needs_input)
+        manifest.extra["reader"] = reader
         if sample_fraction is not None and sample_fraction < 1.0:
-            df = df.sample(fraction=sample_fraction, seed=17)
             manifest.notes.append(f"scored a {sample_fraction:.2%} sample of the input rows")
+        df = None
+        if reader == "spark" or needs_input:
+            columns = list(plan.spec.read_columns)
+            if checks_on:
+                columns += [c for c in runner.input_columns_needed(cfg, plan) if c not in columns]
+            df = read_dataframe(session, plan.selection, columns)
+            if sample_fraction is not None and sample_fraction < 1.0:
+                df = df.sample(fraction=sample_fraction, seed=17)
 
         outcomes: list = []
         cached = None
-        if checks_on:
+        if needs_input:
             from pyspark import StorageLevel
 
             # Checks and scoring read the same rows: read the Parquet once.
             cached = df = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            if checks_on:
+            if needs_input:
                 quarantine_table = None
                 if cfg.quarantine.enabled:
                     quarantine_table = OutputTable(
@@ -318,7 +325,16 @@ class Job:
                             quarantine_table.release_lock(run_id)
                 _enforce_gate(outcomes, "input")
 
-            scored = score_dataframe(session, df, plan, run_id=run_id, session_factory=session_factory)
+            if reader == "pyarrow":
+                scored = score_row_groups(
+                    session,
+                    plan,
+                    run_id=run_id,
+                    sample_fraction=sample_fraction,
+                    session_factory=session_factory,
+                )
+            else:
+                scored = score_dataframe(session, df, plan, run_id=run_id, session_factory=session_factory)
             staging = stage_table.staging(run_id)
             with timings.stage("score_and_stage", progress):
                 writer = scored.df.write.mode("overwrite").option(
@@ -355,7 +371,11 @@ class Job:
 
         with timings.stage("commit", progress):
             committed = table.commit(
-                run_id, mode=cfg.output.mode, partition_by=cfg.output.partition_by, pause=commit_pause
+                run_id,
+                mode=cfg.output.mode,
+                partition_by=cfg.output.partition_by,
+                # Test-only BATCHINFER_TEST_PAUSE_AT switch when no seam is given (batchinfer/faults.py).
+                pause=commit_pause or faults.driver_pause_hook(),
             )
         manifest.set_commit(committed)
         doc = manifest.finish("succeeded", timings)

@@ -38,6 +38,17 @@ def checks_configured(config) -> bool:
     )
 
 
+def input_checks_configured(config) -> bool:
+    """Whether any check needs the input rows as a Spark DataFrame (before scoring)."""
+    c = config.checks
+    return bool(
+        c.input
+        or c.input_suite
+        or config.quarantine.enabled
+        or (config.drift.enabled and config.drift.reference)
+    )
+
+
 def _subset(profile, columns: list[str]):
     from batchinfer.checks.profile import ReferenceProfile
 

@@ -22,6 +22,7 @@ class InputFile:
     partition: tuple[tuple[str, str], ...]  # (key, value) pairs, in directory order
     rows: int = 0
     size_bytes: int = 0
+    row_groups: tuple[int, ...] = ()  # rows per Parquet row group
 
     @property
     def partition_label(self) -> str:
@@ -133,9 +134,10 @@ def _read_footer(f: InputFile):
     loc = _resolve(f.uri)
     try:
         md = pq.read_metadata(loc.path, filesystem=loc.fs)
-        return md.num_rows, md.schema.to_arrow_schema(), None
+        groups = tuple(md.row_group(i).num_rows for i in range(md.num_row_groups))
+        return (md.num_rows, groups), md.schema.to_arrow_schema(), None
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for corrupt footers
-        return 0, None, f"{type(exc).__name__}: {exc}"
+        return (0, ()), None, f"{type(exc).__name__}: {exc}"
 
 
 def discover(
@@ -184,7 +186,7 @@ def discover(
     schema = None
     schema_from = None
     needed = list(needed_columns or [])
-    for f, (rows, file_schema, error) in zip(files, footers, strict=False):
+    for f, ((rows, groups), file_schema, error) in zip(files, footers, strict=False):
         if error is not None:
             if on_corrupt_file == "skip":
                 skipped.append({"file": f.uri, "partition": f.partition_label, "error": error})
@@ -215,7 +217,7 @@ def discover(
                     f"expected {ref} (as in partition {schema_from.partition_label})",
                     hint="rewrite that partition with the same schema, or cast upstream",
                 )
-        kept.append(InputFile(f.path, f.uri, f.partition, rows, f.size_bytes))
+        kept.append(InputFile(f.path, f.uri, f.partition, rows, f.size_bytes, groups))
 
     if schema is None:
         schema = pa.schema([])
@@ -226,6 +228,18 @@ def discover(
         raise InputDataError(
             f"every selected file under {root.uri} was unreadable and skipped ({len(skipped)} files)"
         )
+    if not allow_empty:
+        # A partition whose files hold no rows is as empty as a missing one: fail by default.
+        rows_by_partition: dict[str, int] = {}
+        for f in kept:
+            rows_by_partition[f.partition_label] = rows_by_partition.get(f.partition_label, 0) + f.rows
+        empty = [p for p, n in rows_by_partition.items() if n == 0]
+        if empty:
+            raise InputDataError(
+                f"partition {empty[0]} under {root.uri} has files but zero rows"
+                + (f" (and {len(empty) - 1} more empty partitions)" if len(empty) > 1 else ""),
+                hint="check the upstream job that wrote it, or set input.allow_empty: true to accept zero rows",
+            )
     return InputSelection(root=root, partition_keys=keys, files=kept, schema=schema, skipped_files=skipped)
 
 

@@ -34,11 +34,13 @@ def read_output(path):
     )
 
 
-def test_scores_match_direct_onnxruntime_and_manifest_is_complete(spark, workspace, tmp_path):
+@pytest.mark.parametrize("reader", ["pyarrow", "spark"])
+def test_scores_match_direct_onnxruntime_and_manifest_is_complete(spark, workspace, tmp_path, reader):
     root, data, model = workspace
     out = tmp_path / "scores"
-    result = Job.from_config(job_config(data, model, out, features=FEATURES)).run(spark=spark)
-    assert result.status == "succeeded"
+    cfg = job_config(data, model, out, features=FEATURES, runtime={"batch_rows": 300, "reader": reader})
+    result = Job.from_config(cfg).run(spark=spark)
+    assert result.status == "succeeded" and result.manifest["reader"] == reader
     scored = read_output(out)
     source = ds.dataset(data, format="parquet", partitioning="hive").to_table().to_pandas()
     assert len(scored) == len(source) == 3 * 3 * 700

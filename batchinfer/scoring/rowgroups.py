@@ -1,0 +1,121 @@
+"""The direct-read scoring path: executors read Parquet row groups with pyarrow themselves.
+
+In the Spark-reader path every feature column travels JVM → Python through Arrow, which costs
+more than the model itself (see benchmarks/README.md). Here Spark only schedules: the driver
+already knows every file and row group from the footers it checked while planning, so it hands
+out ``(file, row group)`` tasks; each Python worker reads its row groups straight from storage
+(only the columns the job needs), scores them with the same per-batch code as the Spark-reader
+path (:func:`batchinfer.scoring.udf.make_scorer`), and only the passthrough and output columns
+cross back into the JVM for the partitioned write.
+
+Used when nothing needs the input as a Spark DataFrame (no input expectations, quarantine or
+input drift); ``runtime.reader: spark`` forces the Spark reader.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+from batchinfer.plan import JobPlan
+
+
+def row_group_tasks(plan: JobPlan) -> list[tuple[str, int, str]]:
+    """(file URI, row group index, partition values as JSON) for every selected row group."""
+    tasks = []
+    for f in plan.selection.files:
+        part = json.dumps(dict(f.partition))
+        groups = f.row_groups or ((f.rows,) if f.rows else ())
+        tasks.extend((f.uri, i, part) for i in range(len(groups)))
+    return tasks
+
+
+def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None):
+    """Executor side: task rows in, input Arrow batches (columns in ``columns`` order) out."""
+
+    def read(task_batches):
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from batchinfer.io.filesystem import resolve
+
+        open_files: dict[str, object] = {}
+        data_cols = [c for c in columns if c not in partition_keys]
+        for tb in task_batches:
+            uris, groups, parts = (tb.column(i).to_pylist() for i in range(3))
+            for uri, group, part in zip(uris, groups, parts, strict=True):
+                pf = open_files.get(uri)
+                if pf is None:
+                    loc = resolve(uri)
+                    pf = open_files[uri] = pq.ParquetFile(loc.path, filesystem=loc.fs)
+                    if len(open_files) > 8:  # keep a few handles, not one per file of the partition
+                        open_files.pop(next(iter(open_files)))
+                values = json.loads(part)
+                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=data_cols):
+                    if sample_fraction is not None and sample_fraction < 1.0:
+                        seed = zlib.crc32(f"{uri}:{group}".encode())
+                        keep = np.random.default_rng(seed).random(batch.num_rows) < sample_fraction
+                        batch = batch.filter(pa.array(keep))
+                    n = batch.num_rows
+                    arrays = []
+                    for c in columns:
+                        if c in values:
+                            arrays.append(pa.array([values[c]] * n, pa.string()))
+                        else:
+                            arrays.append(batch.column(c))
+                    yield pa.RecordBatch.from_arrays(arrays, names=columns)
+
+    return read
+
+
+def score_row_groups(
+    spark, plan: JobPlan, *, run_id: str, sample_fraction: float | None = None, session_factory=None
+):
+    """Lazily score the plan's row groups; returns a ``ScoredFrame`` like ``score_dataframe``."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from batchinfer.scoring.tensors import output_arrow_schema
+    from batchinfer.scoring.udf import ScoredFrame, _stats_param, make_scorer
+
+    spec = plan.spec
+    schema = plan.selection.schema
+    in_schema = pa.schema([schema.field(c) for c in spec.read_columns])
+    out_schema = output_arrow_schema(spec, in_schema)
+    tasks = row_group_tasks(plan)
+    sc = spark.sparkContext
+    slices = max(1, min(len(tasks), sc.defaultParallelism * 4))
+    task_schema = T.StructType(
+        [
+            T.StructField("uri", T.StringType()),
+            T.StructField("row_group", T.IntegerType()),
+            T.StructField("partition", T.StringType()),
+        ]
+    )
+    task_df = spark.createDataFrame(sc.parallelize(tasks, slices), task_schema)
+    model_bc = sc.broadcast(plan.model.content)
+    stats = sc.accumulator({}, _stats_param())
+    scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory)
+    read = _reader(spec.read_columns, plan.selection.partition_keys, spec.batch_rows, sample_fraction)
+
+    def score_tasks(task_batches):
+        return scorer(read(task_batches))
+
+    scored = task_df.mapInArrow(score_tasks, from_arrow_schema(out_schema))
+    lineage = plan.config.output.lineage
+    if lineage.model_digest:
+        scored = scored.withColumn(lineage.model_digest, F.lit(plan.model.sha256))
+    if lineage.run_id:
+        scored = scored.withColumn(lineage.run_id, F.lit(run_id))
+    return ScoredFrame(scored, stats, model_bc)
+
+
+def reader_for(config, checks_need_input: bool) -> str:
+    """``runtime.reader``: auto picks the direct reader unless a check needs the input in Spark."""
+    choice = config.runtime.reader
+    if choice == "auto":
+        return "spark" if checks_need_input else "pyarrow"
+    return choice
