@@ -32,7 +32,17 @@ def _validate_checks(job, plan) -> None:
     validate_checks(job, plan)
 
 
-VALIDATORS: list[Callable] = [_validate_checks]
+def _validate_device(job, plan) -> None:
+    """runtime.device=gpu: the driver's onnxruntime must offer CUDA (docs/gpu.md)."""
+    from batchinfer.errors import DeviceError
+    from batchinfer.scoring.device import driver_device_problem
+
+    problem = driver_device_problem(job.config.runtime.device)
+    if problem:
+        raise DeviceError(problem, hint="executors use the same environment as the driver; see docs/gpu.md")
+
+
+VALIDATORS: list[Callable] = [_validate_checks, _validate_device]
 
 
 def validate_extensions(job, plan) -> None:
@@ -43,3 +53,4 @@ def validate_extensions(job, plan) -> None:
 from batchinfer.package import register as _register_package  # noqa: E402  (light: stdlib only)
 
 REGISTRY.append(_register_package)
+REGISTRY.append(__import__("batchinfer.model.commands", fromlist=["register"]).register)  # light: argparse only

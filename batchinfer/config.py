@@ -201,7 +201,7 @@ class JobConfig(_Strict):
         hooks = [f"model.{n}" for n in ("preprocess", "postprocess") if getattr(self.model, n)]
         if hooks and not self.runtime.allow_custom_code:
             problems.append(
-                f"{', '.join(hooks)}: custom code is off; set runtime.allow_custom_code: true to run it"
+                f"{hooks[0]}: custom code is off (set runtime.allow_custom_code: true to run it)"
             )
         if self.input.invalid_features == "quarantine" and not self.quarantine.enabled:
             problems.append(
@@ -395,8 +395,30 @@ def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
             and not isinstance(err["input"], (dict, list))
         ):
             msg = f"{msg} (got {err['input']!r})"
+        if err["type"] == "value_error" and isinstance(err.get("input"), dict):
+            problems.extend(_split_cross_field(loc, msg))
+            continue
         problems.append((loc, msg))
     return problems
+
+
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
+
+
+def _split_cross_field(loc: str, msg: str) -> list[tuple[str, str]]:
+    """A section validator reports "a.b: why; c.d: why": give each problem its own field path."""
+    out: list[tuple[str, str]] = []
+    for part in msg.split("; "):
+        match = _FIELD_PREFIX.match(part)
+        if match:
+            field = match.group(1)
+            path = field if loc == "(top level)" else f"{loc}.{field}"
+            out.append((path, match.group(2)))
+        elif out:
+            out[-1] = (out[-1][0], f"{out[-1][1]}; {part}")
+        else:
+            out.append((loc, part))
+    return out
 
 
 def validate_data(data: Mapping, *, source: str = "config") -> JobConfig:

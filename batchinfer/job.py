@@ -22,6 +22,7 @@ from batchinfer.errors import BatchInferError
 from batchinfer.plan import JobPlan, build_plan, check_output_location
 
 _TYPED_ERROR = re.compile(r"batchinfer\.errors\.(\w+): (.+?)(?:\n|$)")
+_FAILED_READ = re.compile(r"Encountered error while reading file (\S+?)\.?(?:\s|$)")
 
 
 def new_run_id() -> str:
@@ -62,6 +63,14 @@ def reraise_executor_error(exc: BaseException) -> None:
                 message, _, hint = message.rpartition(" (fix: ")
                 hint = hint[:-1]
             raise cls(message, hint=hint) from exc
+    # A data page Spark cannot decode (the footer was fine at plan time): name the file.
+    match = _FAILED_READ.search(text)
+    if match:
+        raise errors.InputDataError(
+            f"corrupt or unreadable Parquet file {match.group(1)} (Spark failed reading its data pages)",
+            hint="repair or remove the file; input.on_corrupt_file: skip only skips files whose footer "
+            "is unreadable",
+        ) from exc
 
 
 @dataclass

@@ -152,7 +152,11 @@ def stage_environment(env_dir: Path, wheel: Path, *, exclude: tuple[str, ...] = 
     source = Path(sysconfig.get_paths()["purelib"]).resolve()
     names = []
     skip = {_normalize(x) for x in ("batchinfer", *exclude)}
-    for dist in runtime_closure():
+    # onnxruntime comes from an extra (pyproject: [cpu] or [gpu]): pack the build installed here.
+    from batchinfer.scoring.device import installed_runtimes
+
+    runtime_extra = "gpu" if "onnxruntime-gpu" in installed_runtimes() else "cpu"
+    for dist in runtime_closure(extras=(runtime_extra,)):
         name = _normalize(dist.metadata["Name"])
         if name in skip:
             continue

@@ -53,6 +53,13 @@ class ScoringSpec:
     device: str
     invalid_features: str
     fill_value: float
+    # GPU executors (docs/gpu.md); defaults keep a CPU spec unchanged.
+    gpu_batch_rows: int | None = None
+    tensorrt: bool = False
+    trt_cache_dir: str | None = None
+    # Opt-in custom hooks, "module:function" names imported on the executors (scoring/custom.py).
+    preprocess: str | None = None
+    postprocess: str | None = None
 
     @property
     def feature_columns(self) -> list[str]:
@@ -393,10 +400,26 @@ def build_plan(config: JobConfig, model: ModelArtifact, selection: InputSelectio
         batch_rows=config.runtime.batch_rows,
         threads_per_task=config.runtime.threads_per_task,
         device=config.runtime.device,
+        gpu_batch_rows=config.runtime.gpu_batch_rows,
+        tensorrt=config.runtime.tensorrt,
+        trt_cache_dir=config.runtime.trt_cache_dir,
         invalid_features=config.input.invalid_features,
         fill_value=config.input.fill_value,
+        preprocess=config.model.preprocess,
+        postprocess=config.model.postprocess,
     )
+    _check_custom_hooks(config)
     return JobPlan(config=config, model=model, selection=selection, spec=spec)
+
+
+def _check_custom_hooks(config: JobConfig) -> None:
+    """Import the opt-in pre/post-processing hooks now, so a bad name fails before Spark starts."""
+    from batchinfer.scoring.custom import resolve_hook
+
+    for field_name in ("preprocess", "postprocess"):
+        name = getattr(config.model, field_name)
+        if name is not None:
+            resolve_hook(name, f"model.{field_name}")
 
 
 def check_output_location(config: JobConfig) -> None:

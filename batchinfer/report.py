@@ -144,7 +144,10 @@ class ManifestBuilder:
                 }
             )
             doc["error"] = info
-        return doc
+        # The one place secrets leave the manifest: JobResult.manifest, --json, files, reports.
+        from batchinfer.config import redact
+
+        return redact(doc, getattr(self.loaded, "secrets", []))
 
 
 def _fmt_rows(n: int) -> str:

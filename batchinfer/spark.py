@@ -61,10 +61,43 @@ def get_session(config: JobConfig, *, quiet: bool = True):
         for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
             user = str(config.spark.conf.get(key, ""))
             builder = builder.config(key, (user + " " + opt).strip())
+    if quiet and not launched_by_spark_submit():
+        _launch_filtered_gateway(getattr(builder, "_options", {}))
     session = builder.getOrCreate()
     if quiet:
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+# Printed by the JVM itself for Spark's --add-modules=jdk.incubator.vector; no JVM flag silences it.
+_JVM_NOISE = (b"WARNING: Using incubator modules:",)
+
+
+def _launch_filtered_gateway(options: dict) -> None:
+    """Start the driver JVM ourselves (as SparkContext would) with its stderr filtered line by line.
+
+    Everything but the startup noise goes on to this process's stderr (fd 2), as before.
+    """
+    import threading
+    from subprocess import PIPE
+
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    conf = SparkConf(loadDefaults=False)
+    for key, value in options.items():
+        conf.set(key, str(value))
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": PIPE})
+
+    def forward(stream) -> None:
+        for line in iter(stream.readline, b""):
+            if not line.startswith(_JVM_NOISE):
+                os.write(2, line)
+
+    threading.Thread(target=forward, args=(gateway.proc.stderr,), daemon=True, name="spark-stderr").start()
+    SparkContext._ensure_initialized(gateway=gateway, conf=conf)
 
 
 def application_info(spark) -> dict:

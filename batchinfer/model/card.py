@@ -51,3 +51,134 @@ def resolve_model_source(model_cfg) -> tuple[str, str | None, dict | None]:
             hint="drop model.sha256 when using a card, or point at the right card",
         )
     return str(model_file), expected, card
+
+
+# ---------------------------------------------------------------- writing cards
+
+CARD_KIND = "batchinfer.model_card"
+
+
+def utc_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def card_path_for(model_path: str | Path) -> Path:
+    """Where a model's card lives by default: next to it, ``MODEL.onnx.card.json``."""
+    p = Path(model_path)
+    return p.with_name(p.name + ".card.json")
+
+
+def tool_versions() -> dict:
+    import platform
+    from importlib import metadata
+
+    from batchinfer import __version__
+
+    versions = {"batchinfer": __version__, "python": platform.python_version()}
+    for dist in ("onnx", "onnxruntime", "onnxruntime-gpu", "skl2onnx", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def model_entry(artifact, *, relative_to: Path | None = None) -> dict:
+    """The card's description of one model file (a ``ModelArtifact``).
+
+    The path is stored relative to the card's directory when the model sits next to it, so the
+    pair can be moved or uploaded together.
+    """
+    path = Path(artifact.path)
+    shown = str(path)
+    if relative_to is not None:
+        try:
+            shown = str(path.resolve().relative_to(relative_to.resolve()))
+        except ValueError:
+            shown = str(path.resolve())
+    return {
+        "path": shown,
+        "sha256": artifact.sha256,
+        "size_bytes": artifact.size_bytes,
+        "opset": artifact.signature.opset,
+        "producer": artifact.signature.producer,
+        "signature": artifact.signature.to_dict(),
+    }
+
+
+def new_card(
+    model,
+    *,
+    card_path: str | Path,
+    reference=None,
+    method: str,
+    parameters: dict | None = None,
+    notes: list[str] | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """A card for ``model`` (and the ``reference`` it was derived from), not yet verified."""
+    card_dir = Path(card_path).parent
+    card = {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "kind": CARD_KIND,
+        "created_at": utc_now(),
+        "model": model_entry(model, relative_to=card_dir),
+        "reference": None if reference is None else model_entry(reference, relative_to=card_dir),
+        "method": method,
+        "parameters": dict(parameters or {}),
+        "notes": list(notes or []),
+        "verification": None,
+        "tools": tool_versions(),
+    }
+    card.update(extra or {})
+    return card
+
+
+def write_card(card: dict, path: str | Path) -> Path:
+    """Write ``card`` as JSON, atomically (a reader never sees half a card)."""
+    import os
+    import tempfile
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(card, fh, indent=2, default=str)
+            fh.write("\n")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def card_for_verification(card_path: str | Path, model, reference) -> tuple[dict, list[str]]:
+    """The card to record a verification in: the existing one if it describes this exact model
+    file, else a fresh one (a stale card's method and parameters no longer apply)."""
+    notes: list[str] = []
+    p = Path(card_path)
+    if p.exists():
+        try:
+            card = read_card(p)
+        except ModelError as exc:
+            notes.append(f"replaced unreadable card: {exc.message}")
+            card = None
+        if card is not None and card["model"]["sha256"].lower() == model.sha256.lower():
+            card.setdefault("tools", {}).update(tool_versions())
+            if card.get("reference") is None or card["reference"].get("sha256") != reference.sha256:
+                if card.get("reference"):
+                    notes.append(
+                        f"reference changed from {card['reference'].get('sha256', '?')[:12]} to "
+                        f"{reference.sha256[:12]} (verified against the new one)"
+                    )
+                card["reference"] = model_entry(reference, relative_to=p.parent)
+            return card, notes
+        if card is not None:
+            notes.append(
+                f"card {p} described another model file (sha256 {card['model']['sha256'][:12]}, now "
+                f"{model.sha256[:12]}): started a new card"
+            )
+    return new_card(model, card_path=p, reference=reference, method="unknown"), notes

@@ -30,6 +30,24 @@ def row_group_tasks(plan: JobPlan) -> list[tuple[str, int, str]]:
     return tasks
 
 
+def _naming_file(batches, uri: str, group: int):
+    """Re-raise a decoding error (corrupt data page) as an InputDataError naming the file."""
+    from batchinfer.errors import InputDataError
+
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, ValueError) as exc:  # pyarrow: OSError / ArrowInvalid (a ValueError)
+            raise InputDataError(
+                f"corrupt or unreadable Parquet file {uri} (row group {group}: {str(exc).splitlines()[0]})",
+                hint="repair or remove the file; input.on_corrupt_file: skip only skips files whose "
+                "footer is unreadable",
+            ) from None
+        yield batch
+
+
 def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None):
     """Executor side: task rows in, input Arrow batches (columns in ``columns`` order) out."""
 
@@ -52,7 +70,8 @@ def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, samp
                     if len(open_files) > 8:  # keep a few handles, not one per file of the partition
                         open_files.pop(next(iter(open_files)))
                 values = json.loads(part)
-                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=data_cols):
+                batches = pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=data_cols)
+                for batch in _naming_file(batches, uri, group):
                     if sample_fraction is not None and sample_fraction < 1.0:
                         seed = zlib.crc32(f"{uri}:{group}".encode())
                         keep = np.random.default_rng(seed).random(batch.num_rows) < sample_fraction

@@ -2,7 +2,9 @@
 
 Python workers are reused across tasks (``spark.python.worker.reuse``, on by default), so a
 module-level cache keyed by (model digest, providers, device, threads) gives one session per
-worker process, not one per batch or partition.
+worker process, not one per batch or partition. ``device`` is the CUDA ``device_id`` (the GPU
+address Spark assigned) or None on CPU; ``providers`` are the requested provider names, while
+``SessionHandle.providers`` is what onnxruntime actually loaded (``get_providers()``).
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ def get_session(
         handle = _SESSIONS.get(key)
         if handle is not None:
             return handle
-        import onnxruntime as ort
+        from batchinfer.scoring.device import import_onnxruntime
 
+        ort = import_onnxruntime()  # a DeviceError naming the extras when neither build is installed
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -12,7 +12,9 @@ import os
 import time
 from dataclasses import dataclass
 
+from batchinfer import faults
 from batchinfer.plan import JobPlan, ScoringSpec
+from batchinfer.scoring import custom
 
 # Test-only fault injection: "<attempt>:<partition ids>", e.g. "0:1,3" fails partitions 1 and 3
 # on their first attempt. Read in the executor, so it must be set in the executors' environment.
@@ -35,6 +37,10 @@ def _merge_stats(a: dict, b: dict) -> dict:
         for w in info.get("warnings", []):
             if w not in cur["warnings"]:
                 cur["warnings"].append(w)
+        # GPU scheduling (docs/gpu.md): what each worker asked onnxruntime for, and on which device.
+        for name in ("requested_providers", "gpu_addresses", "device_ids", "batch_rows"):
+            merged = cur.setdefault(name, [])
+            merged.extend(x for x in info.get(name, []) if x not in merged)
         if info.get("peak_rss_mb"):
             cur["peak_rss_mb"] = max(cur.get("peak_rss_mb", 0), info["peak_rss_mb"])
     return out
@@ -77,21 +83,37 @@ def _maybe_inject_fault() -> None:
         )
 
 
+def _maybe_kill_executor() -> None:
+    if not os.environ.get(faults.KILL_EXECUTOR_ENV):
+        return
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is not None:
+        faults.maybe_kill_executor(ctx.partitionId(), ctx.attemptNumber())
+
+
 def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_factory=None):
     """The function given to ``mapInArrow``. Everything it closes over is small and picklable."""
     digest = spec.model_sha256
     output_names = [b.name for b in spec.outputs]
 
     def score_partition(batches):
-        import onnxruntime as ort
+        from dataclasses import replace
 
+        from batchinfer.scoring import device as devices
         from batchinfer.scoring import session as sessions
-        from batchinfer.scoring.device import choose_providers, task_gpu_addresses
         from batchinfer.scoring.tensors import score_batch
 
         _maybe_inject_fault()
-        choice = choose_providers(
-            spec.device, available=ort.get_available_providers(), gpu_addresses=task_gpu_addresses()
+        _maybe_kill_executor()
+        pre, post = custom.load_hooks(spec.preprocess, spec.postprocess)
+        choice = devices.choose_providers(
+            spec.device,
+            available=devices.available_providers(),
+            gpu_addresses=devices.task_gpu_addresses(),
+            tensorrt=spec.tensorrt,
+            trt_cache_dir=spec.trt_cache_dir,
         )
         created = []
         factory = session_factory or sessions.get_session
@@ -104,6 +126,14 @@ def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_fact
             threads=spec.threads_per_task,
             on_create=created.append,
         )
+        # onnxruntime drops a provider it cannot load without an error: check what really runs.
+        in_use_warning = devices.check_providers_in_use(spec.device, choice, handle.providers)
+        warnings = [w for w in (choice.warning, in_use_warning) if w]
+        run_spec = spec
+        if devices.uses_cuda(handle.providers):
+            gpu_rows = devices.effective_batch_rows(handle.providers, spec.batch_rows, spec.gpu_batch_rows)
+            run_spec = replace(spec, batch_rows=gpu_rows)
+            batches = devices.coalesce_batches(batches, gpu_rows)
         rows = batches_seen = 0
         spent = 0.0
 
@@ -112,11 +142,17 @@ def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_fact
 
         for batch in batches:
             t0 = time.perf_counter()
-            out = score_batch(batch, spec, run, out_schema)
-            spent += time.perf_counter() - t0
             rows += batch.num_rows
+            if pre is not None:
+                batch = custom.apply_preprocess(pre, batch, spec.preprocess)
+            out = score_batch(batch, run_spec, run, out_schema)
+            if post is not None:
+                out = custom.apply_postprocess(post, out, spec.postprocess, out_schema)
+            spent += time.perf_counter() - t0
             batches_seen += 1
             yield out
+            if batches_seen == 1:
+                faults.pause_at("scoring")  # test-only switch; see batchinfer.faults
         stats_acc.add(
             {
                 sessions.worker_id(): {
@@ -125,7 +161,11 @@ def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_fact
                     "rows": rows,
                     "batches": batches_seen,
                     "score_s": spent,
-                    "warnings": [choice.warning] if choice.warning else [],
+                    "warnings": warnings,
+                    "requested_providers": choice.requested,
+                    "gpu_addresses": list(choice.gpu_addresses),
+                    "device_ids": [] if choice.device_id is None else [choice.device_id],
+                    "batch_rows": [run_spec.batch_rows],
                     "peak_rss_mb": _peak_rss_mb(),
                 }
             }

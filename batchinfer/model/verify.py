@@ -1,0 +1,397 @@
+"""The verification gate: score real rows with a candidate (quantized) model and its reference.
+
+The comparison itself is pure functions over numpy arrays (:func:`compare_outputs`,
+:func:`check_budget`, :func:`roc_auc`), tested without files or Spark; :func:`verify_models`
+only adds sampling, two onnxruntime sessions and timing.
+
+Gate on what matters for batch scores: label agreement, metric change and *mean* absolute
+difference. The max difference is reported, never gated: int8 moves a few borderline rows a
+lot while the population barely moves (see NOTES).
+
+>>> report = verify_models("m.int8.onnx", "m.onnx", mapping, label_column="churned")  # doctest: +SKIP
+>>> report.passed, report.failures  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from batchinfer.errors import ConfigError, InputDataError
+
+
+@dataclass(frozen=True)
+class VerificationBudget:
+    """What a candidate may lose against its reference before the gate fails."""
+
+    min_label_agreement: float = 0.995
+    max_metric_change: float = 0.005
+    max_mean_abs_diff: float = 0.01
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not (0.0 <= self.min_label_agreement <= 1.0):
+            problems.append(("--min-label-agreement", f"must be in [0, 1], got {self.min_label_agreement}"))
+        if self.max_metric_change < 0:
+            problems.append(("--max-metric-change", f"must be >= 0, got {self.max_metric_change}"))
+        if self.max_mean_abs_diff < 0:
+            problems.append(("--max-mean-abs-diff", f"must be >= 0, got {self.max_mean_abs_diff}"))
+        if problems:
+            raise ConfigError("invalid verification budget", problems=problems)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- pure metrics
+
+
+def roc_auc(y_true, score) -> float | None:
+    """Area under the ROC curve of a binary label (Mann-Whitney U with average ranks for ties).
+
+    The positive class is the larger label value (1 for 0/1, True for booleans). Returns None
+    when only one class is present (AUC is undefined).
+
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    y = np.asarray(y_true)
+    s = np.asarray(score, dtype=np.float64)
+    if y.shape[0] != s.shape[0]:
+        raise ValueError(f"roc_auc: {y.shape[0]} labels but {s.shape[0]} scores")
+    classes = np.unique(y)
+    if len(classes) != 2:
+        return None
+    pos = y == classes[1]
+    n_pos = int(pos.sum())
+    n_neg = len(y) - n_pos
+    order = np.argsort(s, kind="mergesort")
+    sorted_s = s[order]
+    ranks = np.empty(len(s), dtype=np.float64)
+    # average ranks over ties: each run of equal scores gets the mean of its 1-based positions
+    boundaries = np.flatnonzero(np.diff(sorted_s)) + 1
+    starts = np.concatenate(([0], boundaries))
+    ends = np.concatenate((boundaries, [len(s)]))
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def accuracy(y_true, y_pred) -> float:
+    y, p = _comparable(np.asarray(y_true), np.asarray(y_pred))
+    return float((y == p).mean()) if len(y) else float("nan")
+
+
+def label_agreement(a, b) -> float:
+    a, b = _comparable(np.asarray(a), np.asarray(b))
+    return float((a == b).mean()) if len(a) else float("nan")
+
+
+def abs_diff_stats(reference, candidate) -> dict:
+    r = np.asarray(reference, dtype=np.float64)
+    c = np.asarray(candidate, dtype=np.float64)
+    if r.shape != c.shape:
+        raise ValueError(f"output shapes differ: reference {r.shape}, candidate {c.shape}")
+    d = np.abs(r - c)
+    if d.size == 0:
+        return {"mean_abs_diff": 0.0, "max_abs_diff": 0.0}
+    return {"mean_abs_diff": float(d.mean()), "max_abs_diff": float(d.max())}
+
+
+def _comparable(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of different dtypes (int64 label column vs int label output, strings) compare as text."""
+    a, b = a.reshape(len(a), -1)[:, 0] if a.ndim > 1 else a, b.reshape(len(b), -1)[:, 0] if b.ndim > 1 else b
+    if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+        return a.astype(np.int64), b.astype(np.int64)
+    if a.dtype.kind in "iubf" and b.dtype.kind in "iubf":
+        return a.astype(np.float64), b.astype(np.float64)
+    return a.astype(str), b.astype(str)
+
+
+def predicted_labels(outputs: dict[str, np.ndarray], label_output: str | None = None):
+    """(output name, labels): an integer/string [N] output, else argmax of [N, C], else score >= 0.5."""
+    if label_output is not None:
+        if label_output not in outputs:
+            raise ConfigError(
+                f"--label-output {label_output!r} is not a model output (outputs: {sorted(outputs)})"
+            )
+        return label_output, _as_labels(outputs[label_output])
+    for name, v in outputs.items():
+        if v.dtype.kind in "iuUSOb" and v.ndim == 1:
+            return name, v
+    for name, v in outputs.items():
+        if v.dtype.kind == "f" and v.ndim == 2 and v.shape[1] >= 2:
+            return f"argmax({name})", v.argmax(axis=1)
+    for name, v in outputs.items():
+        if v.dtype.kind == "f" and (v.ndim == 1 or (v.ndim == 2 and v.shape[1] == 1)):
+            return f"{name} >= 0.5", (v.reshape(-1) >= 0.5).astype(np.int64)
+    return None, None
+
+
+def _as_labels(v: np.ndarray) -> np.ndarray:
+    if v.dtype.kind == "f" and v.ndim == 2 and v.shape[1] >= 2:
+        return v.argmax(axis=1)
+    if v.dtype.kind == "f":
+        return (v.reshape(-1) >= 0.5).astype(np.int64)
+    return v.reshape(-1)
+
+
+def positive_scores(outputs: dict[str, np.ndarray], score_output: str | None = None):
+    """(name, score of the positive class) for binary models: [N, 2][:, 1], [N, 1] or [N] floats."""
+    items = [(score_output, outputs[score_output])] if score_output is not None else list(outputs.items())
+    if score_output is not None and score_output not in outputs:
+        raise ConfigError(
+            f"--score-output {score_output!r} is not a model output (outputs: {sorted(outputs)})"
+        )
+    for name, v in items:
+        if v.dtype.kind != "f":
+            continue
+        if v.ndim == 2 and v.shape[1] == 2:
+            return f"{name}[:, 1]", v[:, 1]
+        if v.ndim == 1 or (v.ndim == 2 and v.shape[1] == 1):
+            return name, v.reshape(-1)
+    return None, None
+
+
+def compare_outputs(
+    reference: dict[str, np.ndarray],
+    candidate: dict[str, np.ndarray],
+    *,
+    labels=None,
+    label_output: str | None = None,
+    score_output: str | None = None,
+) -> dict:
+    """Figures comparing two models' outputs on the same rows (and against true ``labels``)."""
+    missing = sorted(set(reference) - set(candidate))
+    if missing:
+        raise ConfigError(f"the candidate model lacks outputs {missing} of the reference")
+    n = len(next(iter(reference.values()))) if reference else 0
+    figures: dict = {"rows": int(n), "outputs": {}}
+    for name, ref in reference.items():
+        cand = candidate[name]
+        if ref.dtype.kind == "f":
+            figures["outputs"][name] = abs_diff_stats(ref, cand)
+        else:
+            figures["outputs"][name] = {"agreement": label_agreement(ref, cand)}
+    name, ref_labels = predicted_labels(reference, label_output)
+    _, cand_labels = predicted_labels(candidate, label_output)
+    figures["label_output"] = name
+    figures["label_agreement"] = None if name is None else label_agreement(ref_labels, cand_labels)
+    if labels is not None:
+        y = np.asarray(labels)
+        metrics = {}
+        if name is not None:
+            metrics["accuracy"] = _metric_pair(accuracy(y, ref_labels), accuracy(y, cand_labels))
+        score_name, ref_score = positive_scores(reference, score_output)
+        _, cand_score = positive_scores(candidate, score_output)
+        if score_name is not None:
+            ref_auc, cand_auc = roc_auc(y, ref_score), roc_auc(y, cand_score)
+            if ref_auc is not None and cand_auc is not None:
+                metrics["roc_auc"] = _metric_pair(ref_auc, cand_auc)
+                metrics["roc_auc"]["score"] = score_name
+        figures["metrics"] = metrics
+    return figures
+
+
+def _metric_pair(ref: float, cand: float) -> dict:
+    return {"reference": ref, "candidate": cand, "change": cand - ref}
+
+
+def check_budget(figures: dict, budget: VerificationBudget) -> list[str]:
+    """Every way ``figures`` exceed ``budget`` (empty: passed). NaN never passes."""
+    failures = []
+    agreement = figures.get("label_agreement")
+    if agreement is not None and not (agreement >= budget.min_label_agreement):
+        failures.append(
+            f"label agreement {agreement:.4%} < {budget.min_label_agreement:.2%} "
+            f"({figures.get('label_output')})"
+        )
+    for name, stats in figures.get("outputs", {}).items():
+        mean = stats.get("mean_abs_diff")
+        if mean is not None and not (mean <= budget.max_mean_abs_diff):
+            failures.append(f"output {name!r}: mean |diff| {mean:.5f} > {budget.max_mean_abs_diff}")
+    for metric, pair in figures.get("metrics", {}).items():
+        change = pair["change"]
+        if not (abs(change) <= budget.max_metric_change):
+            failures.append(
+                f"{metric} changed by {change:+.5f} ({pair['reference']:.5f} → {pair['candidate']:.5f}), "
+                f"budget ±{budget.max_metric_change}"
+            )
+    return failures
+
+
+# ---------------------------------------------------------------- running both models
+
+
+@dataclass
+class VerificationReport:
+    figures: dict
+    budget: VerificationBudget
+    failures: list[str]
+    data: dict = field(default_factory=dict)
+    verified_at: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "failures": list(self.failures),
+            "budget": self.budget.to_dict(),
+            "figures": self.figures,
+            "data": self.data,
+            "verified_at": self.verified_at,
+        }
+
+
+def _session(content: bytes, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(content, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _run_all(session, feeds_list: list[dict]) -> dict[str, np.ndarray]:
+    names = [o.name for o in session.get_outputs() if o.type.startswith("tensor(")]
+    parts = [session.run(names, feeds) for feeds in feeds_list]
+    return {n: np.concatenate([np.asarray(p[i]) for p in parts], axis=0) for i, n in enumerate(names)}
+
+
+def _best_time(session, feeds_list: list[dict]) -> float:
+    names = [session.get_outputs()[0].name]
+    t0 = time.perf_counter()
+    for feeds in feeds_list:
+        session.run(names, feeds)
+    return time.perf_counter() - t0
+
+
+def measure_throughput(sessions: dict, feeds_list: list[dict], rows: int, repeats: int) -> dict[str, float]:
+    """Rows/s per session: best of ``repeats`` interleaved passes (robust to a busy machine)."""
+    best = {k: math.inf for k in sessions}
+    for _ in range(max(1, repeats)):
+        for key, session in sessions.items():
+            best[key] = min(best[key], _best_time(session, feeds_list))
+    return {k: rows / v if v > 0 else float("inf") for k, v in best.items()}
+
+
+def verify_models(
+    candidate,
+    reference,
+    mapping,
+    *,
+    rows: int = 20_000,
+    label_column: str | None = None,
+    label_output: str | None = None,
+    score_output: str | None = None,
+    batch_rows: int | None = None,
+    threads: int = 1,
+    repeats: int = 5,
+    seed: int = 1,
+    budget: VerificationBudget | None = None,
+) -> VerificationReport:
+    """Score a sample of real rows with both models (``ModelArtifact``s) and check the budget.
+
+    ``mapping`` is a :class:`batchinfer.model.calibration.DataMapping` bound to the reference.
+    Rows are scored in slices of ``batch_rows`` (the job's ``runtime.batch_rows``), as the job
+    scores them: dynamic int8 results depend on the batch.
+    """
+    from batchinfer.model.calibration import feeds_from_table
+    from batchinfer.model.card import utc_now
+
+    budget = budget or VerificationBudget()
+    batch_rows = batch_rows or mapping.spec.batch_rows
+    cand_mapping = mapping.for_model(candidate)
+    extra = [label_column] if label_column else []
+    table = mapping.sample(rows, seed=seed, extra_columns=extra)
+    labels = None
+    if label_column:
+        col = table.column(label_column)
+        if col.null_count:
+            keep = table.column(label_column).is_valid()
+            table = table.filter(keep)
+            col = table.column(label_column)
+        labels = col.to_numpy(zero_copy_only=False)
+    n = table.num_rows
+    if n == 0:
+        raise InputDataError("the verification sample has no valid rows", hint="check the data and mapping")
+    ref_feeds = list(feeds_from_table(table, mapping.spec, batch_rows))
+    cand_feeds = list(feeds_from_table(table, cand_mapping.spec, batch_rows))
+    ref_session = _session(reference.content, threads)
+    cand_session = _session(candidate.content, threads)
+    ref_out = _run_all(ref_session, ref_feeds)
+    cand_out = _run_all(cand_session, cand_feeds)
+    figures = compare_outputs(
+        ref_out, cand_out, labels=labels, label_output=label_output, score_output=score_output
+    )
+    tput = measure_throughput({"reference": ref_session, "candidate": cand_session}, ref_feeds, n, repeats)
+    figures["size"] = {
+        "reference_bytes": reference.size_bytes,
+        "candidate_bytes": candidate.size_bytes,
+        "ratio": candidate.size_bytes / reference.size_bytes if reference.size_bytes else None,
+    }
+    figures["throughput"] = {
+        "reference_rows_per_s": round(tput["reference"]),
+        "candidate_rows_per_s": round(tput["candidate"]),
+        "ratio": tput["candidate"] / tput["reference"],
+        "threads": threads,
+        "batch_rows": batch_rows,
+        "repeats": repeats,
+    }
+    failures = check_budget(figures, budget)
+    data = {
+        "source": mapping.source,
+        "path": mapping.selection.root.uri,
+        "rows": n,
+        "label_column": label_column,
+        "seed": seed,
+    }
+    return VerificationReport(figures, budget, failures, data, utc_now())
+
+
+def format_report(report: VerificationReport, candidate_path: str, reference_path: str) -> str:
+    """Human-readable summary for the CLI."""
+    f = report.figures
+    lines = [
+        f"verify {candidate_path} against {reference_path} on {f['rows']:,} rows ({report.data.get('source')})"
+    ]
+    if f.get("label_agreement") is not None:
+        lines.append(f"  label agreement   {f['label_agreement']:.4%}  ({f['label_output']})")
+    for name, stats in f["outputs"].items():
+        if "mean_abs_diff" in stats:
+            lines.append(
+                f"  {name:<17} mean |diff| {stats['mean_abs_diff']:.6f}   max |diff| {stats['max_abs_diff']:.6f}"
+            )
+        else:
+            lines.append(f"  {name:<17} agreement {stats['agreement']:.4%}")
+    for metric, pair in f.get("metrics", {}).items():
+        lines.append(
+            f"  {metric:<17} {pair['reference']:.5f} → {pair['candidate']:.5f}  (change {pair['change']:+.5f})"
+        )
+    s, t = f["size"], f["throughput"]
+    lines.append(
+        f"  size              {s['reference_bytes']:,} → {s['candidate_bytes']:,} bytes (×{s['ratio']:.3f})"
+    )
+    lines.append(
+        f"  throughput        {t['reference_rows_per_s']:,} → {t['candidate_rows_per_s']:,} rows/s "
+        f"(×{t['ratio']:.2f}, {t['threads']} thread(s), batches of {t['batch_rows']:,})"
+    )
+    b = report.budget
+    lines.append(
+        f"  budget            label agreement >= {b.min_label_agreement:.2%}, |metric change| <= "
+        f"{b.max_metric_change}, mean |diff| <= {b.max_mean_abs_diff}"
+    )
+    if report.passed:
+        lines.append("  PASSED")
+    else:
+        lines.append("  FAILED:")
+        lines.extend(f"    - {msg}" for msg in report.failures)
+    return "\n".join(lines)
