@@ -28,7 +28,8 @@ lint: env
 	$(BIN)/ruff format --check batchinfer tests benchmarks jobs
 
 bench: env
-	$(BIN)/python benchmarks/run.py --rows 200000 --partitions 4
+	$(BIN)/python benchmarks/run.py --rows 200000 --partitions 4 --models fp32 \
+		--scenarios batchinfer,batchinfer_spark,predict_batch_udf,map_in_pandas,checks_overhead
 
 bench-full: env
 	$(BIN)/python benchmarks/run.py

@@ -99,8 +99,10 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def _print_error(exc: BatchInferError) -> None:
-    print(f"batchinfer: {exc.kind} error: {exc.message}", file=sys.stderr)
-    for path, msg in getattr(exc, "problems", []):
+    problems = getattr(exc, "problems", [])
+    headline = exc.message.split(": ", 1)[0] if problems else exc.message  # the problems follow, one a line
+    print(f"batchinfer: {exc.kind} error: {headline}", file=sys.stderr)
+    for path, msg in problems:
         print(f"  - {path}: {msg}", file=sys.stderr)
     if exc.hint:
         print(f"  fix: {exc.hint}", file=sys.stderr)

@@ -351,13 +351,13 @@ def interpolate_env(data: Any, environ: Mapping[str, str], secrets: list[str], p
             name, default = match.group(1), match.group(2)
             if name in environ:
                 value = environ[name]
+                if value:  # only what came from the environment is secret; a default is in the file
+                    secrets.append(value)
             elif default is not None:
                 value = default
             else:
                 missing.append(name)
                 return match.group(0)
-            if value:
-                secrets.append(value)
             return value
 
         result = _ENV_REF.sub(repl, data)

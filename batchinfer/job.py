@@ -294,7 +294,8 @@ class Job:
             columns = list(plan.spec.read_columns)
             if checks_on:
                 columns += [c for c in runner.input_columns_needed(cfg, plan) if c not in columns]
-            df = read_dataframe(session, plan.selection, columns)
+            with timings.stage("read", progress):  # Spark lists the files and reads their schema here
+                df = read_dataframe(session, plan.selection, columns)
             if sample_fraction is not None and sample_fraction < 1.0:
                 df = df.sample(fraction=sample_fraction, seed=17)
 
@@ -335,6 +336,7 @@ class Job:
                 _enforce_gate(outcomes, "input")
 
             if reader == "pyarrow":
+                # Driver side only: the row-group task list and the model broadcast.
                 scored = score_row_groups(
                     session,
                     plan,

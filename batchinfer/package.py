@@ -125,9 +125,10 @@ def runtime_closure(root: str = "batchinfer", *, extras: tuple[str, ...] = ()) -
 
 
 def _is_editable(dist) -> bool:
-    return any(str(f).endswith(".pth") and "__editable__" in str(f) for f in dist.files or []) or (
-        dist.read_text("direct_url.json") or ""
-    ).find('"editable": true') >= 0
+    return (
+        any(str(f).endswith(".pth") and "__editable__" in str(f) for f in dist.files or [])
+        or (dist.read_text("direct_url.json") or "").find('"editable": true') >= 0
+    )
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -171,9 +172,21 @@ def stage_environment(env_dir: Path, wheel: Path, *, exclude: tuple[str, ...] = 
                 continue
             _link_or_copy(src, target / inside)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install",
-         "--quiet", "--no-deps", "--no-index", "--no-compile", str(wheel)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(env_dir / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise PackagingError(f"installing {wheel.name} into the staging venv failed: {proc.stderr[-2000:]}")
@@ -214,7 +227,9 @@ def build_package(
 ) -> PackageResult:
     """Build the wheel and the environment archive into ``out``."""
     if not 0 <= compress_level <= 9:
-        raise ConfigError("--compress-level must be between 0 and 9", problems=[("--compress-level", str(compress_level))])
+        raise ConfigError(
+            "--compress-level must be between 0 and 9", problems=[("--compress-level", str(compress_level))]
+        )
     t0 = time.perf_counter()
     out = Path(out).resolve()
     wheel = build_wheel(out)
@@ -246,8 +261,13 @@ def build_package(
 # --------------------------------------------------------------------------- spark-submit lines
 
 
-def submit_commands(archive: str, *, config: str = "conf/job.yaml", driver_python: str | None = None,
-                    extra_args: str = "--set input.partitions.ds=2026-11-28") -> dict[str, str]:
+def submit_commands(
+    archive: str,
+    *,
+    config: str = "conf/job.yaml",
+    driver_python: str | None = None,
+    extra_args: str = "--set input.partitions.ds=2026-11-28",
+) -> dict[str, str]:
     """The spark-submit command lines for standalone (client mode), YARN and Kubernetes (cluster mode)."""
     driver_python = driver_python or sys.executable
     cfg_name = os.path.basename(config)
@@ -290,23 +310,32 @@ def cmd_package(args) -> int:
     result = build_package(args.out, compress_level=args.compress_level, exclude=tuple(args.exclude))
     commands = submit_commands(str(result.archive), config=args.config)
     if args.json:
-        print(json.dumps({
-            "wheel": str(result.wheel),
-            "archive": str(result.archive),
-            "archive_bytes": result.archive.stat().st_size,
-            "python": result.python_version,
-            "interpreter": result.interpreter,
-            "distributions": result.distributions,
-            "seconds": result.seconds,
-            "spark_submit": commands,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "wheel": str(result.wheel),
+                    "archive": str(result.archive),
+                    "archive_bytes": result.archive.stat().st_size,
+                    "python": result.python_version,
+                    "interpreter": result.interpreter,
+                    "distributions": result.distributions,
+                    "seconds": result.seconds,
+                    "spark_submit": commands,
+                },
+                indent=2,
+            )
+        )
         return 0
     size = result.archive.stat().st_size / 2**20
     print(f"wheel        {result.wheel}")
-    print(f"environment  {result.archive} ({size:,.0f} MiB, {len(result.distributions)} distributions, "
-          f"{result.seconds:.0f} s)")
-    print(f"interpreter  Python {result.python_version} at {result.interpreter}: every node needs this "
-          "Python at this path (see docs/deploy.md)")
+    print(
+        f"environment  {result.archive} ({size:,.0f} MiB, {len(result.distributions)} distributions, "
+        f"{result.seconds:.0f} s)"
+    )
+    print(
+        f"interpreter  Python {result.python_version} at {result.interpreter}: every node needs this "
+        "Python at this path (see docs/deploy.md)"
+    )
     for name, line in commands.items():
         print(f"\n# {name}\n{line}")
     return 0
@@ -321,7 +350,10 @@ def register(sub) -> None:
     p.add_argument("--config", default="conf/job.yaml", help="job config named in the printed commands")
     p.add_argument("--compress-level", type=int, default=4, help="gzip level 0-9 of env.tar.gz (default 4)")
     p.add_argument(
-        "--exclude", action="append", default=[], metavar="DIST",
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="DIST",
         help="leave a distribution out of the archive (repeatable), e.g. pyspark when nodes provide it",
     )
     p.add_argument("--json", action="store_true", help="print paths and commands as JSON")

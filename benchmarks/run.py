@@ -61,6 +61,7 @@ class Invocation:
     out_dir: Path
     parse: Callable[[str], dict] = field(default=lambda stdout: last_json_object(stdout))
     subset: bool = False  # the output scores a sample of the ids (per-row UDF)
+    compare: bool = True  # False: its output is not on the benchmark data's ids (worker_rss)
 
 
 class NotAvailable(Exception):
@@ -179,26 +180,94 @@ def plan_batchinfer(ctx: Context, extra_config: dict | None = None, tag: str = "
     )
 
 
-def plan_checks_overhead(ctx: Context) -> Invocation:
-    """Hook (lead): cost of the data-quality and drift checks.
+def plan_batchinfer_spark(ctx: Context) -> Invocation:
+    """batchinfer forced onto Spark's Parquet reader (features cross JVM → Python as Arrow)."""
+    return plan_batchinfer(ctx, {"runtime": {"reader": "spark"}}, tag="batchinfer_spark")
 
-    Intended shape: ``plan_batchinfer(ctx, extra_config={"checks": {...}}, tag="batchinfer_checks")``
-    with the input/output GX suites and a drift reference enabled, reported as the job_s
-    difference from the plain ``batchinfer`` row (same model, same data). The checks section's
-    schema belongs to the config module, so it is left to whoever lands it.
+
+# About ten expectations, as a team would write for this table, plus drift on every feature and
+# the score against a reference profile of the same data.
+CHECKS = {
+    "input": [
+        {"expect": "row_count_between", "min": 1},
+        {"expect": "not_null", "column": "id"},
+        {"expect": "not_null", "column": "f0"},
+        {"expect": "not_null", "column": "f1"},
+        {"expect": "between", "column": "f0", "min": -10, "max": 10},
+        {"expect": "between", "column": "f1", "min": -10, "max": 10},
+        {"expect": "between", "column": "f2", "min": -10, "max": 10, "severity": "warn"},
+    ],
+    "output": [
+        {"expect": "not_null", "column": "score"},
+        {"expect": "between", "column": "score", "min": 0, "max": 1},
+        {"expect": "in_set", "column": "label", "values": [0, 1]},
+    ],
+}
+
+
+def _reference_profile(ctx: Context) -> Path:
+    """Profile the benchmark data once per model (setup, not timed): ``batchinfer profile``."""
+    path = ctx.inputs.workdir / f"profile-{ctx.model}.json"
+    if path.exists():
+        return path
+    config = batchinfer_config.write_job_config(
+        ctx.outputs_dir / f"profile-{ctx.model}.yaml",
+        data_dir=ctx.inputs.data_dir,
+        model_path=ctx.model_path,
+        out_dir=ctx.out_dir("profile"),
+    )
+    command = batchinfer_command(ctx.python)
+    subprocess.run(
+        [*command, "-q", "profile", str(config), "--reference", str(ctx.inputs.data_dir), "--out", str(path)],
+        check=True,
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+    )
+    return path
+
+
+def plan_checks_overhead(ctx: Context) -> Invocation:
+    """batchinfer with ~10 GX expectations and drift on all 64 features + the score.
+
+    Compare its ``job_s`` with the plain ``batchinfer`` row of the same model: the difference is
+    what the checks cost (the input is cached once for checks and scoring, so the reader changes
+    to Spark's too; that is part of the cost).
     """
-    raise NotImplementedError("checks_overhead: hook only, see plan_checks_overhead in benchmarks/run.py")
+    profile = _reference_profile(ctx)
+    extra = {"checks": CHECKS, "drift": {"reference": str(profile)}}
+    return plan_batchinfer(ctx, extra, tag="checks_overhead")
 
 
 def plan_worker_rss(ctx: Context) -> Invocation:
-    """Hook (lead): Python worker RSS over a many-partition run.
+    """batchinfer over the same rows split into many small files (64 row groups / tasks).
 
-    Intended shape: regenerate inputs with many files (``datagen.prepare(..., partitions=64)``),
-    run ``plan_batchinfer`` (or ``plan_map_in_pandas``) and read the monitor's
-    ``peak_single_python_worker_rss``, ``max_python_workers`` and ``timeline`` (per-poll RSS of
-    the workers; ``--keep-timeline`` stores it) to see whether worker memory grows per task.
+    With ``--keep-timeline`` the per-poll Python-worker RSS is stored; the report compares the
+    workers' RSS early and late in the run: it should stay flat (bounded Arrow batches, one
+    cached session per worker), not grow with the number of tasks.
     """
-    raise NotImplementedError("worker_rss: hook only, see plan_worker_rss in benchmarks/run.py")
+    many = datagen.prepare(
+        ctx.inputs.workdir.parent / f"{ctx.inputs.workdir.name}_many",
+        ctx.inputs.rows,
+        64,
+        ctx.inputs.seed,
+        1000,
+        models=(),
+    )
+    out = ctx.out_dir("worker_rss")
+    config = batchinfer_config.write_job_config(
+        ctx.outputs_dir / f"worker_rss-{ctx.model}.yaml",
+        data_dir=many.data_dir,
+        model_path=ctx.model_path,
+        out_dir=out,
+        extra={"spark": {"conf": {"spark.sql.files.maxPartitionBytes": "4m"}}},
+    )
+    return Invocation(
+        [*batchinfer_command(ctx.python), "run", str(config), "--json"],
+        out,
+        parse=lambda s: batchinfer_times(last_json_object(s)),
+        compare=False,
+    )
 
 
 SCENARIOS: dict[str, Callable[[Context], Invocation]] = {
@@ -207,10 +276,19 @@ SCENARIOS: dict[str, Callable[[Context], Invocation]] = {
     "predict_batch_udf": plan_predict_batch_udf,
     "map_in_pandas": plan_map_in_pandas,
     "per_row_udf": plan_per_row_udf,
+    "batchinfer_spark": plan_batchinfer_spark,
     "checks_overhead": plan_checks_overhead,
     "worker_rss": plan_worker_rss,
 }
-DEFAULT_SCENARIOS = ("batchinfer", "predict_batch_udf", "map_in_pandas", "per_row_udf")
+DEFAULT_SCENARIOS = (
+    "batchinfer",
+    "batchinfer_spark",
+    "predict_batch_udf",
+    "map_in_pandas",
+    "per_row_udf",
+    "checks_overhead",
+    "worker_rss",
+)
 
 
 def child_env() -> dict[str, str]:
@@ -248,6 +326,8 @@ def run_scenario(name: str, ctx: Context, log_dir: Path, timeout_s: float, keep_
     )
     if keep_timeline:
         row["timeline"] = proc.timeline
+    if name == "worker_rss":
+        row.update(worker_rss_trend(proc.timeline))
     if proc.timed_out or proc.returncode != 0:
         status = "timed out" if proc.timed_out else f"failed (exit {proc.returncode}), see {log}"
         return {**row, "status": status}
@@ -266,6 +346,64 @@ def run_scenario(name: str, ctx: Context, log_dir: Path, timeout_s: float, keep_
     return row
 
 
+def worker_rss_trend(timeline: list) -> dict:
+    """Python-worker RSS (sum over workers) in the second quarter vs the last quarter of the run
+    where workers were alive: flat memory means no growth per task."""
+    alive = [(t, w) for t, _total, w, n in timeline if n > 0]
+    if len(alive) < 8:
+        return {}
+    q = len(alive) // 4
+    early = max(w for _, w in alive[q : 2 * q])
+    late = max(w for _, w in alive[-q:])
+    return {"worker_rss_q2_mb": round(early / 2**20), "worker_rss_q4_mb": round(late / 2**20)}
+
+
+def targets_summary(rows: list[dict]) -> list[dict]:
+    """The issue's targets, per model, from the rows of this run (None where a row is missing)."""
+    out = []
+    ok = {(r["scenario"], r["model"]): r for r in rows if r.get("status") == "ok"}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        bi, pbu, floor = (ok.get((n, model)) for n in ("batchinfer", "predict_batch_udf", "floor"))
+        chk, rss = ok.get(("checks_overhead", model)), ok.get(("worker_rss", model))
+
+        def ratio(a, b, key):
+            return round(a[key] / b[key], 2) if a and b and a.get(key) and b.get(key) else None
+
+        out.append(
+            {
+                "model": model,
+                "wall_vs_predict_batch_udf": ratio(bi, pbu, "wall_s"),
+                "wall_vs_predict_batch_udf_target": 0.6,
+                "job_vs_floor_job": ratio(bi, floor, "job_s"),
+                "job_vs_floor_job_target": 2.0,
+                "checks_overhead_share": (
+                    round((chk["job_s"] - bi["job_s"]) / bi["job_s"], 3)
+                    if chk and bi and bi.get("job_s")
+                    else None
+                ),
+                "checks_overhead_target": 0.2,
+                "peak_rss_mb": round(bi["peak_rss"] / 2**20) if bi else None,
+                "peak_rss_target_mb": 3072,
+                "worker_rss_q2_mb": rss.get("worker_rss_q2_mb") if rss else None,
+                "worker_rss_q4_mb": rss.get("worker_rss_q4_mb") if rss else None,
+            }
+        )
+    return out
+
+
+def format_targets(summary: list[dict]) -> str:
+    lines = ["targets (measured in this run):"]
+    for t in summary:
+        lines.append(
+            f"  [{t['model']}] wall/predict_batch_udf {t['wall_vs_predict_batch_udf']} (target <= 0.6); "
+            f"job/floor job {t['job_vs_floor_job']} (target <= 2); "
+            f"checks overhead {t['checks_overhead_share']} (target <= 0.2); "
+            f"peak RSS {t['peak_rss_mb']} MB (target <= 3072); "
+            f"worker RSS q2 {t['worker_rss_q2_mb']} MB -> q4 {t['worker_rss_q4_mb']} MB"
+        )
+    return "\n".join(lines)
+
+
 def check_outputs(rows: list[dict], ctx_by_model: dict[str, Context], invocations_subset: set[str]) -> None:
     floors: dict[str, verify.Scored] = {}
     for row in rows:
@@ -276,6 +414,9 @@ def check_outputs(rows: list[dict], ctx_by_model: dict[str, Context], invocation
             floors[row["model"]] = verify.load_scored(ctx.out_dir("floor"))
         if row["scenario"] == "floor":
             row["check"] = {"ok": True, "summary": "reference"}
+            continue
+        if row["scenario"] == "worker_rss":
+            row["check"] = {"ok": True, "summary": "not compared (same size, different files)"}
             continue
         try:
             out = verify.load_scored(ctx.out_dir(row["scenario"]))
@@ -365,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             f"mean|dscore| <= {verify.INT8_MAX_MEAN_ABS_DIFF}",
         },
         "runs": rows,
+        "targets": targets_summary(rows),
     }
     title = report.chart_title(payload)
     json_path = report.write_json(args.out / f"{stamp}.json", payload)
@@ -372,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(title)
     print(report.format_table(rows))
+    print(format_targets(payload["targets"]))
     print(f"\nresults: {json_path}" + (f"\nchart:   {png_path}" if png_path else ""))
     failed = [r for r in rows if r.get("status") == "ok" and not r.get("check", {}).get("ok")]
     return 1 if failed else 0

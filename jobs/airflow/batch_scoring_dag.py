@@ -30,6 +30,18 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, TriggerRule, task
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.exceptions import AirflowException, AirflowFailException
+    from airflow.utils.trigger_rule import TriggerRule
+
+
 HOME = Path(os.environ.get("BATCHINFER_HOME", Path(__file__).resolve().parents[2]))
 CONFIG = os.environ.get("BATCHINFER_CONFIG", "conf/base/churn.yaml")
 ENV = os.environ.get("BATCHINFER_ENV", "prod")
@@ -41,17 +53,6 @@ try:  # batchinfer.airflow needs only the standard library and PyYAML, no job de
 except ImportError:  # Airflow runs in its own venv: use the checkout's copy
     sys.path.insert(0, str(HOME))
     from batchinfer import airflow as bi
-
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
-try:  # Airflow 3
-    from airflow.sdk import DAG, TriggerRule, task
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-except ImportError:  # Airflow 2
-    from airflow import DAG
-    from airflow.decorators import task
-    from airflow.exceptions import AirflowException, AirflowFailException
-    from airflow.utils.trigger_rule import TriggerRule
 
 
 class BatchInferSubmitOperator(SparkSubmitOperator):
@@ -77,7 +78,9 @@ class BatchInferSubmitOperator(SparkSubmitOperator):
             outcome = bi.outcome_from_manifest(bi.read_manifest(self.manifest_out)) or bi.outcome_of(code)
             ti.xcom_push(key="outcome", value=outcome)
             if outcome == "gate_failed" or not bi.should_retry(code):
-                raise AirflowFailException(f"batchinfer exited with code {code} ({outcome}); not retried") from exc
+                raise AirflowFailException(
+                    f"batchinfer exited with code {code} ({outcome}); not retried"
+                ) from exc
             raise  # infrastructure failure: Airflow retries
         manifest = bi.read_manifest(self.manifest_out)
         ti.xcom_push(key="outcome", value=bi.outcome_from_manifest(manifest) or "succeeded")
@@ -120,7 +123,9 @@ with DAG(
     def route(ti=None) -> str:
         outcome = ti.xcom_pull(task_ids="score", key="outcome")
         if outcome is None:  # the task died before pushing: look at the manifest itself
-            outcome = bi.outcome_from_manifest(bi.read_manifest(ti.xcom_pull(task_ids="score", key="manifest_path")))
+            outcome = bi.outcome_from_manifest(
+                bi.read_manifest(ti.xcom_pull(task_ids="score", key="manifest_path"))
+            )
         return bi.branch_for(
             outcome, on_success="publish", on_gate_failed="alert_gate_failed", on_failure="alert_failure"
         )

@@ -29,7 +29,9 @@ def _airflow_python() -> Path:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, timeout=300)
     proc = subprocess.run(
         [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PACKAGES],
-        capture_output=True, text=True, timeout=1200,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, f"installing Airflow into {VENV} failed:\n{proc.stderr[-3000:]}"
     return PY
@@ -100,7 +102,11 @@ def test_dag_parses_in_airflow(tmp_path):
     )
     proc = subprocess.run(
         [str(python), "-c", script, str(ROOT / "jobs" / "airflow")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))

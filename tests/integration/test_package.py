@@ -20,16 +20,37 @@ pytestmark = pytest.mark.slow
 
 
 def test_package_then_spark_submit_on_local_cluster(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH")
+    }
     env["SPARK_WORKER_DIR"] = str(tmp_path / "worker")
     env["PYSPARK_DRIVER_PYTHON"] = sys.executable  # spark-submit finds SPARK_HOME (pip pyspark) with it
     dist = tmp_path / "dist"
     # pyspark (~490 MB) is left out to keep the test fast: Spark puts its own pyspark.zip on the
     # workers' PYTHONPATH, as a real cluster's Spark installation does.
     proc = subprocess.run(
-        [sys.executable, "-m", "batchinfer.cli", "package", "--out", str(dist), "--compress-level", "0",
-         "--exclude", "pyspark", "--config", "conf/job.yaml", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "batchinfer.cli",
+            "package",
+            "--out",
+            str(dist),
+            "--compress-level",
+            "0",
+            "--exclude",
+            "pyspark",
+            "--config",
+            "conf/job.yaml",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout)
@@ -67,18 +88,30 @@ output: {{path: {tmp_path / "out"}, partition_by: [ds]}}
     proc = subprocess.run(
         [
             str(spark_submit),
-            "--master", "local-cluster[2,1,1024]",
-            "--archives", f"{archive}#environment",
-            "--conf", f"spark.pyspark.driver.python={sys.executable}",
-            "--conf", "spark.pyspark.python=./environment/bin/python",
-            "--conf", "spark.executor.memory=768m",
-            "--conf", "spark.ui.enabled=false",
+            "--master",
+            "local-cluster[2,1,1024]",
+            "--archives",
+            f"{archive}#environment",
+            "--conf",
+            f"spark.pyspark.driver.python={sys.executable}",
+            "--conf",
+            "spark.pyspark.python=./environment/bin/python",
+            "--conf",
+            "spark.executor.memory=768m",
+            "--conf",
+            "spark.ui.enabled=false",
             str(ROOT / "jobs" / "score.py"),
-            "--config", str(config),
-            "--set", "input.partitions.ds=2026-11-28",
+            "--config",
+            str(config),
+            "--set",
+            "input.partitions.ds=2026-11-28",
             "--json",
         ],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     manifest = json.loads(proc.stdout[proc.stdout.index("{") :])

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from batchinfer import airflow as bi
-from batchinfer.errors import EXIT_CODES, ConfigError, DeviceError, GateFailedError, InputDataError, ModelError, OutputError
+from batchinfer.errors import (
+    EXIT_CODES,
+    ConfigError,
+    DeviceError,
+    GateFailedError,
+    InputDataError,
+    ModelError,
+    OutputError,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,8 +74,14 @@ def test_spark_submit_kwargs_from_layered_config():
     assert kwargs["conf"]["spark.sql.shuffle.partitions"] == "200"  # prod overrides base
     assert kwargs["conf"]["spark.dynamicAllocation.enabled"] == "true"
     assert kwargs["application_args"] == [
-        "--config", str(ROOT / "conf" / "base" / "churn.yaml"), "--env", "prod",
-        "--set", "input.partitions.ds={{ ds }}", "--manifest-out", "/m/{{ ds }}.json",
+        "--config",
+        str(ROOT / "conf" / "base" / "churn.yaml"),
+        "--env",
+        "prod",
+        "--set",
+        "input.partitions.ds={{ ds }}",
+        "--manifest-out",
+        "/m/{{ ds }}.json",
     ]
 
 
