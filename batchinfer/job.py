@@ -335,6 +335,10 @@ class Job:
                             quarantine_table.release_lock(run_id)
                 _enforce_gate(outcomes, "input")
 
+            counter, reference = runner.inline_drift_counter(session, plan) if checks_on else (None, None)
+            drift_kw = {}
+            if counter is not None:
+                drift_kw = {"extra_columns": counter.features, "wrap": counter.wrap}
             if reader == "pyarrow":
                 # Driver side only: the row-group task list and the model broadcast.
                 scored = score_row_groups(
@@ -343,9 +347,12 @@ class Job:
                     run_id=run_id,
                     sample_fraction=sample_fraction,
                     session_factory=session_factory,
+                    **drift_kw,
                 )
             else:
-                scored = score_dataframe(session, df, plan, run_id=run_id, session_factory=session_factory)
+                scored = score_dataframe(
+                    session, df, plan, run_id=run_id, session_factory=session_factory, **drift_kw
+                )
             staging = stage_table.staging(run_id)
             with timings.stage("score_and_stage", progress):
                 writer = scored.df.write.mode("overwrite").option(
@@ -365,7 +372,12 @@ class Job:
         manifest.workers = scored.stats.value
         scored.model_broadcast.unpersist(blocking=False)
 
-        if checks_on and (cfg.checks.output or cfg.checks.output_suite or cfg.drift.reference):
+        if counter is not None:
+            with timings.stage("drift", progress):
+                stage = runner.evaluate_inline_drift(plan, counter, reference)
+            outcomes.extend(stage.outcomes)
+            _record_checks(manifest, stage, outcomes)
+        if checks_on and (cfg.checks.output or cfg.checks.output_suite):
             staged_df = session.read.option("basePath", staging.uri).parquet(staging.uri)
             with timings.stage("output_checks", progress):
                 stage = runner.run_output_checks(session, staged_df, plan)

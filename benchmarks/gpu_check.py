@@ -157,8 +157,8 @@ def job_run(inputs, workdir: Path, device: str, discovery: Path, cores: int) -> 
         "rows_per_s_score_and_stage": round(manifest["rows_out"] / score_s) if score_s else None,
         "providers": manifest.get("providers"),
         "warnings": manifest.get("warnings"),
-        "executors_on_cuda": sum(1 for w in workers.values() if CUDA in w.get("providers", [])),
-        "executors": len(workers),
+        "workers_on_cuda": sum(1 for w in workers.values() if CUDA in w.get("providers", [])),
+        "workers": len(workers),  # executor Python workers (one per task slot)
         "device_ids": sorted({d for w in workers.values() for d in w.get("device_ids", [])}),
     }
 
@@ -225,9 +225,7 @@ def main() -> int:
             }
         result["job"] = runs
         ok = runs["gpu"].get("exit_code") == 0
-        result["job"]["cuda_in_all_executors"] = (
-            ok and runs["gpu"]["executors_on_cuda"] == runs["gpu"]["executors"]
-        )
+        result["job"]["cuda_in_all_workers"] = ok and runs["gpu"]["workers_on_cuda"] == runs["gpu"]["workers"]
         if ok and runs["cpu"].get("score_and_stage_s") and runs["gpu"].get("score_and_stage_s"):
             result["job"]["speedup_score_and_stage"] = round(
                 runs["cpu"]["score_and_stage_s"] / runs["gpu"]["score_and_stage_s"], 2
@@ -241,7 +239,7 @@ def main() -> int:
     if args.simulate:
         return 0
     cuda_ok = result["raw_onnxruntime"]["cuda_in_use"] and result.get("job", {}).get(
-        "cuda_in_all_executors", True
+        "cuda_in_all_workers", True
     )
     if not cuda_ok:
         print("gpu_check: CUDA was requested but not used (see providers above)", file=sys.stderr)

@@ -1,8 +1,9 @@
 """The job's check stages: what runs on the input before scoring and on the scored rows after.
 
-Input stage (on the cached input DataFrame): quarantine split → GX input suite → feature drift.
-Output stage (on the staged scored rows, read back from Parquet): GX output suite →
-prediction drift. Each returns ``CheckOutcome`` lists plus records for the manifest; the job
+Input stage (on the cached input DataFrame): quarantine split → GX input suite.
+Drift: features and predictions are counted inside the scoring pass (no extra Spark job, see
+:mod:`batchinfer.checks.inline_counts`) and judged after it.
+Output stage (on the staged scored rows, read back from Parquet): GX output suite. Each returns ``CheckOutcome`` lists plus records for the manifest; the job
 makes the gate decision (:func:`batchinfer.checks.gate.decide`).
 """
 
@@ -41,22 +42,8 @@ def checks_configured(config) -> bool:
 def input_checks_configured(config) -> bool:
     """Whether any check needs the input rows as a Spark DataFrame (before scoring)."""
     c = config.checks
-    return bool(
-        c.input
-        or c.input_suite
-        or config.quarantine.enabled
-        or (config.drift.enabled and config.drift.reference)
-    )
-
-
-def _subset(profile, columns: list[str]):
-    from batchinfer.checks.profile import ReferenceProfile
-
-    return ReferenceProfile(
-        columns={c: profile.columns[c] for c in columns},
-        row_count=profile.row_count,
-        created_at=profile.created_at,
-    )
+    # Drift is counted inside the scoring pass (inline_counts), so it does not need the input here.
+    return bool(c.input or c.input_suite or config.quarantine.enabled)
 
 
 def output_columns(plan) -> list[str]:
@@ -104,7 +91,7 @@ def input_columns_needed(config, plan) -> list[str]:
 
 
 def run_input_checks(spark, df, plan, *, run_id: str, quarantine_table=None) -> tuple[object, StageChecks]:
-    """Run quarantine, the GX input suite and feature drift on ``df``; return (rows to score, checks)."""
+    """Run quarantine and the GX input suite on ``df``; return (rows to score, checks)."""
     config = plan.config
     result = StageChecks()
     feature_cols = plan.spec.feature_columns
@@ -161,27 +148,11 @@ def run_input_checks(spark, df, plan, *, run_id: str, quarantine_table=None) -> 
         result.attachments["gx_input.json"] = json.dumps(qr.gx_result, indent=2, default=str)
         result.seconds["input_expectations"] = round(time.perf_counter() - t0, 3)
 
-    if config.drift.enabled and config.drift.reference:
-        from batchinfer.checks.drift_policy import evaluate_drift
-        from batchinfer.checks.profile import current_counts
-
-        t0 = time.perf_counter()
-        profile = load_reference(config)
-        features, _ = drift_columns(config, profile, plan)
-        if features:
-            reference = _subset(profile, features)
-            current = current_counts(df, reference)
-            drift_cfg = config.drift.model_copy(update={"columns": features})
-            outcomes = evaluate_drift(profile, current, drift_cfg, prediction_columns=())
-            result.outcomes.extend(outcomes)
-            result.attachments["drift_input_counts.json"] = current.to_json(indent=1)
-            result.summary["drift"] = _drift_summary(outcomes, features)
-        result.seconds["drift_input"] = round(time.perf_counter() - t0, 3)
     return df, result
 
 
 def run_output_checks(spark, staged_df, plan) -> StageChecks:
-    """Run the GX output suite and prediction drift on the staged scored rows."""
+    """Run the GX output suite on the staged scored rows (read back from Parquet)."""
     config = plan.config
     result = StageChecks()
     c = config.checks
@@ -202,26 +173,51 @@ def run_output_checks(spark, staged_df, plan) -> StageChecks:
         result.attachments["gx_output.json"] = json.dumps(qr.gx_result, indent=2, default=str)
         result.seconds["output_expectations"] = round(time.perf_counter() - t0, 3)
 
-    if config.drift.enabled and config.drift.reference and config.drift.prediction.enabled:
-        from batchinfer.checks.drift_policy import evaluate_drift
-        from batchinfer.checks.profile import current_counts
+    return result
 
-        t0 = time.perf_counter()
-        profile = load_reference(config)
-        _, preds = drift_columns(config, profile, plan)
-        if preds:
-            reference = _subset(profile, preds)
-            current = current_counts(staged_df, reference)
-            drift_cfg = config.drift.model_copy(update={"columns": []})
-            outcomes = [
-                o
-                for o in evaluate_drift(profile, current, drift_cfg, prediction_columns=preds)
-                if o.stage == "prediction_drift"
-            ]
-            result.outcomes.extend(outcomes)
-            result.attachments["drift_prediction_counts.json"] = current.to_json(indent=1)
-            result.summary["prediction_drift"] = _drift_summary(outcomes, preds)
-        result.seconds["drift_prediction"] = round(time.perf_counter() - t0, 3)
+
+def drift_enabled(config) -> bool:
+    return bool(config.drift.enabled and config.drift.reference)
+
+
+def inline_drift_counter(spark, plan):
+    """(the drift counter wrapped around the scorer, the reference profile), or (None, None)."""
+    from batchinfer.checks.inline_counts import InlineDriftCounts
+
+    config = plan.config
+    if not drift_enabled(config):
+        return None, None
+    profile = load_reference(config)
+    features, preds = drift_columns(config, profile, plan)
+    if not config.drift.prediction.enabled:
+        preds = []
+    return InlineDriftCounts.create(spark, profile, features, preds), profile
+
+
+def evaluate_inline_drift(plan, counter, profile) -> StageChecks:
+    """Drift outcomes from the counts the scoring pass took (features and predictions)."""
+    from batchinfer.checks.drift_policy import evaluate_drift
+
+    result = StageChecks()
+    t0 = time.perf_counter()
+    feats, preds = counter.results()
+    if feats is not None:
+        drift_cfg = plan.config.drift.model_copy(update={"columns": counter.features})
+        outcomes = evaluate_drift(profile, feats, drift_cfg, prediction_columns=())
+        result.outcomes.extend(outcomes)
+        result.attachments["drift_input_counts.json"] = feats.to_json(indent=1)
+        result.summary["drift"] = _drift_summary(outcomes, counter.features)
+    if preds is not None:
+        drift_cfg = plan.config.drift.model_copy(update={"columns": []})
+        outcomes = [
+            o
+            for o in evaluate_drift(profile, preds, drift_cfg, prediction_columns=counter.predictions)
+            if o.stage == "prediction_drift"
+        ]
+        result.outcomes.extend(outcomes)
+        result.attachments["drift_prediction_counts.json"] = preds.to_json(indent=1)
+        result.summary["prediction_drift"] = _drift_summary(outcomes, counter.predictions)
+    result.seconds["drift"] = round(time.perf_counter() - t0, 3)
     return result
 
 

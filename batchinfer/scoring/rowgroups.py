@@ -89,7 +89,14 @@ def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, samp
 
 
 def score_row_groups(
-    spark, plan: JobPlan, *, run_id: str, sample_fraction: float | None = None, session_factory=None
+    spark,
+    plan: JobPlan,
+    *,
+    run_id: str,
+    sample_fraction: float | None = None,
+    session_factory=None,
+    extra_columns=(),
+    wrap=None,
 ):
     """Lazily score the plan's row groups; returns a ``ScoredFrame`` like ``score_dataframe``."""
     import pyarrow as pa
@@ -118,7 +125,10 @@ def score_row_groups(
     model_bc = sc.broadcast(plan.model.content)
     stats = sc.accumulator({}, _stats_param())
     scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory)
-    read = _reader(spec.read_columns, plan.selection.partition_keys, spec.batch_rows, sample_fraction)
+    if wrap is not None:
+        scorer = wrap(scorer)
+    columns = [*spec.read_columns, *[c for c in extra_columns if c not in spec.read_columns]]
+    read = _reader(columns, plan.selection.partition_keys, spec.batch_rows, sample_fraction)
 
     def score_tasks(task_batches):
         return scorer(read(task_batches))

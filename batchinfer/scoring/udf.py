@@ -181,20 +181,28 @@ class ScoredFrame:
     model_broadcast: object
 
 
-def score_dataframe(spark, df, plan: JobPlan, *, run_id: str, session_factory=None) -> ScoredFrame:
-    """Lazily score ``df`` (which holds at least ``plan.spec.read_columns``)."""
+def score_dataframe(
+    spark, df, plan: JobPlan, *, run_id: str, session_factory=None, extra_columns=(), wrap=None
+) -> ScoredFrame:
+    """Lazily score ``df`` (which holds at least ``plan.spec.read_columns``).
+
+    ``extra_columns`` also reach the executor (e.g. for drift counting) without being written;
+    ``wrap(scorer)`` may wrap the per-partition function (see :mod:`batchinfer.checks.inline_counts`).
+    """
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     from batchinfer.scoring.tensors import output_arrow_schema
 
     spec = plan.spec
-    df = df.select(*spec.read_columns)
+    df = df.select(*spec.read_columns, *[c for c in extra_columns if c not in spec.read_columns])
     in_schema = to_arrow_schema(df.schema)
     out_schema = output_arrow_schema(spec, in_schema)
     model_bc = spark.sparkContext.broadcast(plan.model.content)
     stats = spark.sparkContext.accumulator({}, _stats_param())
     scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory)
+    if wrap is not None:
+        scorer = wrap(scorer)
     scored = df.mapInArrow(scorer, from_arrow_schema(out_schema))
     lineage = plan.config.output.lineage
     if lineage.model_digest:

@@ -164,7 +164,9 @@ def test_secrets_from_env_never_leak(retried):
 
 
 # --------------------------------------------------------------------------- driver SIGKILL
-@pytest.mark.parametrize("step", ["scoring", "journal_written", "moved_previous", "partition_committed"])
+# journal_written is the same rollback as moved_previous with nothing moved yet; it is covered
+# without Spark by tests/unit/test_sink.py::test_interrupted_commit_is_rolled_back_byte_identical.
+@pytest.mark.parametrize("step", ["scoring", "moved_previous", "partition_committed"])
 def test_driver_killed_mid_write_keeps_previous_output(spark, ws, tmp_path, step):
     root, data, model = ws
     out = tmp_path / "out"
@@ -174,40 +176,47 @@ def test_driver_killed_mid_write_keeps_previous_output(spark, ws, tmp_path, step
 
     child_cfg = dict(cfg, spark={"master": "local[2]"})
     config = write_config(tmp_path / "job.yaml", child_cfg)
-    env = child_env(
-        tmp_path, **{faults.PAUSE_AT_ENV: step, faults.PAUSE_FILE_ENV: str(tmp_path / "pause")}
-    )
+    env = child_env(tmp_path, **{faults.PAUSE_AT_ENV: step, faults.PAUSE_FILE_ENV: str(tmp_path / "pause")})
     child = ChildRun(config, env, workdir=tmp_path / "child")
-    assert child.wait_for_pause() == step
-    child.kill()
+    try:
+        assert child.wait_for_pause() == step
+    finally:
+        child.kill()
     lock = json.loads((out / "_batchinfer" / "lock").read_text())
     assert lock["pid"] == child.proc.pid  # the dead run's lock is left behind
+    assert meta_leftovers(out)["staging"] == [lock["run_id"]]  # and its staged files
 
-    left = meta_leftovers(out)
-    assert left["staging"] == [lock["run_id"]]  # the dead run's staged files
     visible = snapshot(out)
-    if step in ("scoring", "journal_written"):
+    if step == "scoring":
         assert visible == before  # nothing published yet
     elif step == "moved_previous":
         # Inside the rename window the first partition is in trash: readers miss it until recovery.
         assert not (out / f"ds={DAYS[0]}").exists()
+        assert (out / f"ds={DAYS[1]}" / "_SUCCESS").read_text().strip() == first.run_id
     else:
-        # One partition already holds the dead run's rows, the other the previous run's.
+        # One partition already holds the dead run's rows, the other still the previous run's.
         assert (out / f"ds={DAYS[0]}" / "_SUCCESS").read_text().strip() == lock["run_id"]
+        assert (out / f"ds={DAYS[1]}" / "_SUCCESS").read_text().strip() == first.run_id
 
-    if step == "journal_written":
-        # The next run breaks the dead pid's lock, rolls back and cleans up by itself.
-        rerun = Job.from_config(cfg).run(spark=spark)
+    if step == "partition_committed":
+        # No manual step: the next run (here: of the second day only) breaks the dead pid's lock,
+        # rolls the first day back to its previous bytes and cleans up, then does its own work.
+        rerun = Job.from_config(cfg, overrides=[f"input.partitions.ds={DAYS[1]}"]).run(spark=spark)
         assert any("rolled back" in a for a in rerun.manifest["recovered"])
+        prefix = f"ds={DAYS[0]}/"
+        assert {k: v for k, v in snapshot(out).items() if k.startswith(prefix)} == {
+            k: v for k, v in before.items() if k.startswith(prefix)
+        }
     else:
-        assert cli.main(["recover", str(out)]) == 0
+        assert cli.main(["recover", str(out)]) == 0  # breaks the dead pid's lock itself
         assert snapshot(out) == before  # byte for byte
         assert meta_leftovers(out) == {"staging": [], "trash": [], "journal": []}
         rerun = Job.from_config(cfg).run(spark=spark)
+        assert set(read_output(out).column("run_id").to_pylist()) == {rerun.run_id}
     assert rerun.status == "succeeded" and rerun.run_id != first.run_id
-    assert set(read_output(out).column("run_id").to_pylist()) == {rerun.run_id}
     assert_exactly_once(out, data)
     assert meta_leftovers(out) == {"staging": [], "trash": [], "journal": []}
+    assert not (out / "_batchinfer" / "lock").exists()
 
 
 # --------------------------------------------------------------------------- executor loss

@@ -144,3 +144,28 @@ def test_drift_gate_flags_a_planted_shift(spark, tmp_path):
     drift = info.value.result.manifest["checks"]["drift"]
     assert drift["drifted"] == ["f2"]
     assert not (tmp_path / "out" / "ds=2026-11-28").exists()
+
+
+def test_drift_adds_no_spark_job(spark, tmp_path):
+    """Drift is counted inside the scoring pass: the run has as many Spark jobs as without it."""
+    data = write_partitioned(tmp_path / "ev", days=("2026-11-27",), rows_per_file=2000, seed=3)
+    model, _ = models.linear_classifier(tmp_path / "m.onnx", 4)
+    base = cfg_with(data, model, tmp_path / "out")
+    profile_path = tmp_path / "profile.json"
+    build_reference_profile(Job.from_config(base), spark=spark).save(profile_path)
+
+    def jobs_of(result):
+        return len(spark.sparkContext.statusTracker().getJobIdsForGroup(f"batchinfer-{result.run_id}"))
+
+    plain = Job.from_config(base).run(spark=spark)
+    with_drift = Job.from_config(
+        cfg_with(data, model, tmp_path / "out", drift={"reference": str(profile_path)})
+    )
+    drifted = with_drift.run(spark=spark)
+    assert drifted.manifest["checks"]["drift"]["columns"] == 5  # f0..f3 and cat
+    assert drifted.manifest["checks"]["prediction_drift"]["columns"] == 2  # score and label
+    assert jobs_of(drifted) == jobs_of(plain) >= 1
+    counts = json.loads(
+        (tmp_path / "out" / "_batchinfer" / "runs" / drifted.run_id / "drift_input_counts.json").read_text()
+    )
+    assert counts["row_count"] == drifted.rows_out == 4000  # every scored row counted exactly once

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from batchinfer import cli
-from batchinfer.errors import ConfigError, InputDataError, ModelError, OutputError
+from batchinfer.errors import ConfigError, InputDataError, ModelError
 from batchinfer.job import Job
 from tests.support import models
 from tests.support.data import job_config, write_partitioned

@@ -26,7 +26,12 @@ def child_env(tmp_path, **extra: str) -> dict:
     env["PYSPARK_PYTHON"] = sys.executable
     env["SPARK_WORKER_DIR"] = str(tmp_path / "spark-worker")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    for key in (faults.PAUSE_AT_ENV, faults.PAUSE_FILE_ENV, faults.KILL_EXECUTOR_ENV, faults.FAIL_FIRST_ATTEMPT_ENV):
+    for key in (
+        faults.PAUSE_AT_ENV,
+        faults.PAUSE_FILE_ENV,
+        faults.KILL_EXECUTOR_ENV,
+        faults.FAIL_FIRST_ATTEMPT_ENV,
+    ):
         env.pop(key, None)
     env.update(extra)
     return env
@@ -66,7 +71,9 @@ class ChildRun:
                 if text:
                     return text[0]
             if self.proc.poll() is not None:
-                raise AssertionError(f"child exited with {self.proc.returncode} before pausing:\n{self.stderr[-3000:]}")
+                raise AssertionError(
+                    f"child exited with {self.proc.returncode} before pausing:\n{self.stderr[-3000:]}"
+                )
             time.sleep(0.1)
         self.kill()
         raise AssertionError(f"child did not pause within {timeout} s:\n{self.stderr[-3000:]}")

@@ -115,7 +115,10 @@ def broken_config(rng: random.Random) -> tuple[dict, tuple]:
         parent = rng.choice([p for p in _containers(cfg) if p[:1] not in (("spark",),) or p == ()])
         if parent[-1:] in (("partitions",), ("inputs",), ("outputs",)):
             parent = parent[:-1]  # free-form mappings accept any key
-        path = (*parent, rng.choice(["bogus", "batchrows", "Input", "paht", "mode_"]) + str(rng.randint(0, 9)))
+        path = (
+            *parent,
+            rng.choice(["bogus", "batchrows", "Input", "paht", "mode_"]) + str(rng.randint(0, 9)),
+        )
         _set(cfg, path, rng.choice(NOISE))
     for _ in range(rng.randint(0, 2)):  # more damage, anywhere
         noisy = rng.choice(sorted(INVALID))
