@@ -53,4 +53,6 @@ def validate_extensions(job, plan) -> None:
 from batchinfer.package import register as _register_package  # noqa: E402  (light: stdlib only)
 
 REGISTRY.append(_register_package)
-REGISTRY.append(__import__("batchinfer.model.commands", fromlist=["register"]).register)  # light: argparse only
+REGISTRY.append(
+    __import__("batchinfer.model.commands", fromlist=["register"]).register
+)  # light: argparse only

@@ -200,9 +200,7 @@ class JobConfig(_Strict):
         problems = []
         hooks = [f"model.{n}" for n in ("preprocess", "postprocess") if getattr(self.model, n)]
         if hooks and not self.runtime.allow_custom_code:
-            problems.append(
-                f"{hooks[0]}: custom code is off (set runtime.allow_custom_code: true to run it)"
-            )
+            problems.append(f"{hooks[0]}: custom code is off (set runtime.allow_custom_code: true to run it)")
         if self.input.invalid_features == "quarantine" and not self.quarantine.enabled:
             problems.append(
                 "input.invalid_features: 'quarantine' needs the quarantine section: "
