@@ -100,12 +100,11 @@ def score_row_groups(
 ):
     """Lazily score the plan's row groups; returns a ``ScoredFrame`` like ``score_dataframe``."""
     import pyarrow as pa
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from batchinfer.scoring.tensors import output_arrow_schema
-    from batchinfer.scoring.udf import ScoredFrame, _stats_param, make_scorer
+    from batchinfer.scoring.udf import ScoredFrame, _stats_param, make_scorer, with_lineage
 
     spec = plan.spec
     schema = plan.selection.schema
@@ -134,12 +133,7 @@ def score_row_groups(
         return scorer(read(task_batches))
 
     scored = task_df.mapInArrow(score_tasks, from_arrow_schema(out_schema))
-    lineage = plan.config.output.lineage
-    if lineage.model_digest:
-        scored = scored.withColumn(lineage.model_digest, F.lit(plan.model.sha256))
-    if lineage.run_id:
-        scored = scored.withColumn(lineage.run_id, F.lit(run_id))
-    return ScoredFrame(scored, stats, model_bc)
+    return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)
 
 
 def reader_for(config, checks_need_input: bool) -> str:

@@ -181,6 +181,18 @@ class ScoredFrame:
     model_broadcast: object
 
 
+def with_lineage(scored, plan: JobPlan, run_id: str):
+    """Add the lineage columns (model digest, run id) in the JVM, after the Python stage."""
+    from pyspark.sql import functions as F
+
+    lineage = plan.config.output.lineage
+    if lineage.model_digest:
+        scored = scored.withColumn(lineage.model_digest, F.lit(plan.model.sha256))
+    if lineage.run_id:
+        scored = scored.withColumn(lineage.run_id, F.lit(run_id))
+    return scored
+
+
 def score_dataframe(
     spark, df, plan: JobPlan, *, run_id: str, session_factory=None, extra_columns=(), wrap=None
 ) -> ScoredFrame:
@@ -189,7 +201,6 @@ def score_dataframe(
     ``extra_columns`` also reach the executor (e.g. for drift counting) without being written;
     ``wrap(scorer)`` may wrap the per-partition function (see :mod:`batchinfer.checks.inline_counts`).
     """
-    from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     from batchinfer.scoring.tensors import output_arrow_schema
@@ -204,9 +215,4 @@ def score_dataframe(
     if wrap is not None:
         scorer = wrap(scorer)
     scored = df.mapInArrow(scorer, from_arrow_schema(out_schema))
-    lineage = plan.config.output.lineage
-    if lineage.model_digest:
-        scored = scored.withColumn(lineage.model_digest, F.lit(plan.model.sha256))
-    if lineage.run_id:
-        scored = scored.withColumn(lineage.run_id, F.lit(run_id))
-    return ScoredFrame(scored, stats, model_bc)
+    return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)
