@@ -157,6 +157,8 @@ class OutputConfig(_Strict):
     mode: Literal["overwrite_partitions", "error_if_exists", "append"] = "overwrite_partitions"
     lineage: LineageConfig = Field(default_factory=LineageConfig)
     compression: Literal["snappy", "zstd", "gzip", "none", "lz4"] = "snappy"
+    # auto: the Python workers that score also write the Parquet files (pyarrow); spark: Spark's writer.
+    writer: Literal["auto", "spark", "pyarrow"] = "auto"
 
 
 class RuntimeConfig(_Strict):

@@ -339,6 +339,27 @@ class Job:
             drift_kw = {}
             if counter is not None:
                 drift_kw = {"extra_columns": counter.features, "wrap": counter.wrap}
+            staging = stage_table.staging(run_id)
+            sink = None
+            if cfg.output.writer in ("auto", "pyarrow"):
+                from batchinfer.io.direct_writer import DirectParquetSink
+
+                lineage = cfg.output.lineage
+                sink = DirectParquetSink(
+                    staging_uri=staging.uri,
+                    partition_by=tuple(cfg.output.partition_by),
+                    compression=None if cfg.output.compression == "none" else cfg.output.compression,
+                    lineage=tuple(
+                        (name, value)
+                        for name, value in (
+                            (lineage.model_digest, plan.model.sha256),
+                            (lineage.run_id, run_id),
+                        )
+                        if name
+                    ),
+                )
+                drift_kw["sink"] = sink
+            manifest.extra["writer"] = "pyarrow" if sink is not None else "spark"
             if reader == "pyarrow":
                 # Driver side only: the row-group task list and the model broadcast.
                 scored = score_row_groups(
@@ -353,16 +374,18 @@ class Job:
                 scored = score_dataframe(
                     session, df, plan, run_id=run_id, session_factory=session_factory, **drift_kw
                 )
-            staging = stage_table.staging(run_id)
             with timings.stage("score_and_stage", progress):
-                writer = scored.df.write.mode("overwrite").option(
-                    "compression",
-                    "uncompressed" if cfg.output.compression == "none" else cfg.output.compression,
-                )
-                if cfg.output.partition_by:
-                    writer = writer.partitionBy(*cfg.output.partition_by)
                 try:
-                    writer.parquet(staging.uri)
+                    if sink is not None:
+                        sink.publish(scored.df.collect())
+                    else:
+                        writer = scored.df.write.mode("overwrite").option(
+                            "compression",
+                            "uncompressed" if cfg.output.compression == "none" else cfg.output.compression,
+                        )
+                        if cfg.output.partition_by:
+                            writer = writer.partitionBy(*cfg.output.partition_by)
+                        writer.parquet(staging.uri)
                 except Exception as exc:
                     reraise_executor_error(exc)
                     raise

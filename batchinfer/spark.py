@@ -28,10 +28,25 @@ def session_conf(config: JobConfig) -> dict[str, str]:
     conf = dict(DEFAULT_CONF)
     # Bound the Arrow batches handed to Python workers: memory stays flat however large a partition is.
     conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(config.runtime.batch_rows)
+    master = config.spark.master or "local[*]"
+    if master.startswith("local") and not launched_by_spark_submit():
+        # Embedded Spark runs everything in the driver JVM, whose default heap (1g) is too small to
+        # cache a few million rows for the checks: give it a share of this machine's memory.
+        conf["spark.driver.memory"] = default_local_driver_memory()
     conf.update(
         {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in config.spark.conf.items()}
     )
     return conf
+
+
+def default_local_driver_memory() -> str:
+    """A quarter of physical memory, between 1g and 8g."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "2g"
+    gib = max(1, min(8, int(total / 4 / 2**30)))
+    return f"{gib}g"
 
 
 def get_session(config: JobConfig, *, quiet: bool = True):

@@ -97,6 +97,7 @@ def score_row_groups(
     session_factory=None,
     extra_columns=(),
     wrap=None,
+    sink=None,
 ):
     """Lazily score the plan's row groups; returns a ``ScoredFrame`` like ``score_dataframe``."""
     import pyarrow as pa
@@ -104,7 +105,7 @@ def score_row_groups(
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from batchinfer.scoring.tensors import output_arrow_schema
-    from batchinfer.scoring.udf import ScoredFrame, _stats_param, make_scorer, with_lineage
+    from batchinfer.scoring.udf import ScoredFrame, _stats_param, make_scorer, sink_schema, with_lineage
 
     spec = plan.spec
     schema = plan.selection.schema
@@ -112,7 +113,9 @@ def score_row_groups(
     out_schema = output_arrow_schema(spec, in_schema)
     tasks = row_group_tasks(plan)
     sc = spark.sparkContext
-    slices = max(1, min(len(tasks), sc.defaultParallelism * 4))
+    # One Spark task per row group: small tasks balance well across workers (a reused Python
+    # worker costs milliseconds per task), and the number of tasks tracks the data size.
+    slices = max(1, len(tasks))
     task_schema = T.StructType(
         [
             T.StructField("uri", T.StringType()),
@@ -132,6 +135,10 @@ def score_row_groups(
     def score_tasks(task_batches):
         return scorer(read(task_batches))
 
+    if sink is not None:  # the workers write the Parquet files themselves (io/direct_writer.py)
+        return ScoredFrame(
+            task_df.mapInArrow(sink.wrap(score_tasks, out_schema), sink_schema()), stats, model_bc
+        )
     scored = task_df.mapInArrow(score_tasks, from_arrow_schema(out_schema))
     return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)
 

@@ -181,6 +181,12 @@ class ScoredFrame:
     model_broadcast: object
 
 
+def sink_schema() -> str:
+    from batchinfer.io.direct_writer import RESULT_SCHEMA
+
+    return RESULT_SCHEMA
+
+
 def with_lineage(scored, plan: JobPlan, run_id: str):
     """Add the lineage columns (model digest, run id) in the JVM, after the Python stage."""
     from pyspark.sql import functions as F
@@ -194,7 +200,7 @@ def with_lineage(scored, plan: JobPlan, run_id: str):
 
 
 def score_dataframe(
-    spark, df, plan: JobPlan, *, run_id: str, session_factory=None, extra_columns=(), wrap=None
+    spark, df, plan: JobPlan, *, run_id: str, session_factory=None, extra_columns=(), wrap=None, sink=None
 ) -> ScoredFrame:
     """Lazily score ``df`` (which holds at least ``plan.spec.read_columns``).
 
@@ -214,5 +220,7 @@ def score_dataframe(
     scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory)
     if wrap is not None:
         scorer = wrap(scorer)
+    if sink is not None:  # the workers write the Parquet files themselves (io/direct_writer.py)
+        return ScoredFrame(df.mapInArrow(sink.wrap(scorer, out_schema), sink_schema()), stats, model_bc)
     scored = df.mapInArrow(scorer, from_arrow_schema(out_schema))
     return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)

@@ -34,13 +34,15 @@ def read_output(path):
     )
 
 
-@pytest.mark.parametrize("reader", ["pyarrow", "spark"])
-def test_scores_match_direct_onnxruntime_and_manifest_is_complete(spark, workspace, tmp_path, reader):
+@pytest.mark.parametrize("reader, writer", [("pyarrow", "pyarrow"), ("spark", "spark"), ("spark", "pyarrow")])
+def test_scores_match_direct_onnxruntime_and_manifest_is_complete(spark, workspace, tmp_path, reader, writer):
     root, data, model = workspace
     out = tmp_path / "scores"
     cfg = job_config(data, model, out, features=FEATURES, runtime={"batch_rows": 300, "reader": reader})
+    cfg["output"]["writer"] = writer
     result = Job.from_config(cfg).run(spark=spark)
     assert result.status == "succeeded" and result.manifest["reader"] == reader
+    assert result.manifest["writer"] == writer
     scored = read_output(out)
     source = ds.dataset(data, format="parquet", partitioning="hive").to_table().to_pandas()
     assert len(scored) == len(source) == 3 * 3 * 700
@@ -180,3 +182,22 @@ def test_dry_run_writes_nothing_and_allow_empty(spark, workspace, tmp_path):
     cfg["input"].update({"partitions": {"ds": "2031-01-01"}, "allow_empty": True})
     empty = Job.from_config(cfg).run(spark=spark)
     assert empty.status == "succeeded" and empty.rows_out == 0
+
+
+def test_direct_writer_splits_partitions_like_spark(spark, workspace, tmp_path):
+    """partition_by on a column that varies inside a batch: same directories and rows as Spark's writer."""
+    root, data, model = workspace
+    layouts = {}
+    for writer in ("pyarrow", "spark"):
+        cfg = job_config(data, model, tmp_path / writer, features=FEATURES, passthrough=["id", "cat", "ds"])
+        cfg["output"].update({"partition_by": ["ds", "cat"], "writer": writer})
+        cfg["output"]["lineage"] = {"model_digest": "model_sha256", "run_id": None}
+        Job.from_config(cfg).run(spark=spark)
+        out = tmp_path / writer
+        dirs = sorted(p.relative_to(out).as_posix() for p in out.glob("ds=*/cat=*"))
+        table = read_output(out).sort_values("id").reset_index(drop=True)
+        layouts[writer] = (dirs, table)
+    assert layouts["pyarrow"][0] == layouts["spark"][0] and len(layouts["spark"][0]) == 9
+    a, b = layouts["pyarrow"][1], layouts["spark"][1]
+    assert list(a["id"]) == list(b["id"]) and (a["score"] == b["score"]).all()
+    assert (a["cat"].astype(str) == b["cat"].astype(str)).all() and (a["model_sha256"] == b["model_sha256"]).all()
