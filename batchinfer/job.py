@@ -285,15 +285,20 @@ class Job:
 
         checks_on = runner.checks_configured(cfg)
         needs_input = checks_on and runner.input_checks_configured(cfg)
-        reader = "spark" if cfg.quarantine.enabled else reader_for(cfg, needs_input)
+        reader = "spark" if cfg.quarantine.enabled else reader_for(cfg)
         manifest.extra["reader"] = reader
         if sample_fraction is not None and sample_fraction < 1.0:
             manifest.notes.append(f"scored a {sample_fraction:.2%} sample of the input rows")
         df = None
         if reader == "spark" or needs_input:
-            columns = list(plan.spec.read_columns)
-            if checks_on:
-                columns += [c for c in runner.input_columns_needed(cfg, plan) if c not in columns]
+            if reader == "spark":
+                columns = list(plan.spec.read_columns)
+                if checks_on:
+                    columns += [c for c in runner.input_columns_needed(cfg, plan) if c not in columns]
+            else:
+                # The workers read the rows they score themselves; Spark reads (and caches) only the
+                # columns the input expectations look at.
+                columns = runner.expectation_columns(cfg) or list(plan.spec.read_columns)
             with timings.stage("read", progress):  # Spark lists the files and reads their schema here
                 df = read_dataframe(session, plan.selection, columns)
             if sample_fraction is not None and sample_fraction < 1.0:
@@ -304,7 +309,8 @@ class Job:
         if needs_input:
             from pyspark import StorageLevel
 
-            # Checks and scoring read the same rows: read the Parquet once.
+            # GX runs a dozen Spark jobs over these rows (and the Spark reader scores them too):
+            # read the Parquet once.
             cached = df = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             if needs_input:

@@ -90,6 +90,17 @@ def input_columns_needed(config, plan) -> list[str]:
     return cols
 
 
+def expectation_columns(config) -> list[str] | None:
+    """Columns the input expectations read; None when unknown (a suite file) or when quarantine runs."""
+    if config.checks.input_suite or config.quarantine.enabled:
+        return None
+    cols: list[str] = []
+    for spec in config.checks.input:
+        if spec.column and spec.column not in cols:
+            cols.append(spec.column)
+    return cols or None
+
+
 def run_input_checks(spark, df, plan, *, run_id: str, quarantine_table=None) -> tuple[object, StageChecks]:
     """Run quarantine and the GX input suite on ``df``; return (rows to score, checks)."""
     config = plan.config

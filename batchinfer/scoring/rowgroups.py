@@ -143,9 +143,13 @@ def score_row_groups(
     return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)
 
 
-def reader_for(config, checks_need_input: bool) -> str:
-    """``runtime.reader``: auto picks the direct reader unless a check needs the input in Spark."""
+def reader_for(config) -> str:
+    """``runtime.reader``: auto picks the direct reader unless quarantine must filter the rows first.
+
+    Input expectations do not need the Spark reader: Spark then reads only the columns they
+    look at, and the workers still read the rows they score themselves.
+    """
     choice = config.runtime.reader
     if choice == "auto":
-        return "spark" if checks_need_input else "pyarrow"
+        return "spark" if config.quarantine.enabled else "pyarrow"
     return choice
