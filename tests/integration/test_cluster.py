@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tests.support import models
-from tests.support.data import write_partitioned
+from tests.support.data import job_yaml, write_partitioned
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -47,20 +47,7 @@ def test_local_cluster_broadcast_path(tmp_path):
 
 
 def test_spark_submit_end_to_end(tmp_path):
-    data = write_partitioned(tmp_path / "events", files_per_day=2, rows_per_file=300)
-    model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        f"""
-job: submit-test
-input: {{path: {data}, passthrough: [id, ds]}}
-model:
-  path: {model}
-  inputs: {{input: {{columns: [f0, f1, f2, f3]}}}}
-  outputs: {{probabilities: {{column: score, select: 1}}}}
-output: {{path: {tmp_path / "out"}, partition_by: [ds]}}
-"""
-    )
+    config, _, _ = job_yaml(tmp_path, "submit-test")
     spark_submit = Path(sys.executable).parent / "spark-submit"
     proc = subprocess.run(
         [

@@ -200,4 +200,6 @@ def test_direct_writer_splits_partitions_like_spark(spark, workspace, tmp_path):
     assert layouts["pyarrow"][0] == layouts["spark"][0] and len(layouts["spark"][0]) == 9
     a, b = layouts["pyarrow"][1], layouts["spark"][1]
     assert list(a["id"]) == list(b["id"]) and (a["score"] == b["score"]).all()
-    assert (a["cat"].astype(str) == b["cat"].astype(str)).all() and (a["model_sha256"] == b["model_sha256"]).all()
+    assert (a["cat"].astype(str) == b["cat"].astype(str)).all() and (
+        a["model_sha256"] == b["model_sha256"]
+    ).all()

@@ -12,8 +12,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from tests.support import models
-from tests.support.data import write_partitioned
+from tests.support.data import job_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -70,20 +69,7 @@ def test_package_then_spark_submit_on_local_cluster(tmp_path):
         assert f"--archives {archive}#environment" in line and "./environment/bin/python" in line
         assert "jobs/score.py --config" in line and "--py-files" not in line
 
-    data = write_partitioned(tmp_path / "events", files_per_day=2, rows_per_file=300)
-    model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        f"""
-job: package-test
-input: {{path: {data}, passthrough: [id, ds]}}
-model:
-  path: {model}
-  inputs: {{input: {{columns: [f0, f1, f2, f3]}}}}
-  outputs: {{probabilities: {{column: score, select: 1}}}}
-output: {{path: {tmp_path / "out"}, partition_by: [ds]}}
-"""
-    )
+    config, _, _ = job_yaml(tmp_path, "package-test")
     spark_submit = Path(sys.executable).parent / "spark-submit"
     proc = subprocess.run(
         [

@@ -69,3 +69,25 @@ def job_config(data, model, out, *, features, passthrough=("id", "ds"), outputs=
         else:
             cfg[key] = value
     return cfg
+
+
+def job_yaml(tmp_path, job: str, *, files_per_day=2, rows_per_file=300, extra: str = ""):
+    """A small dataset, a linear model and a job YAML on them: (config path, data dir, model path)."""
+    from tests.support import models
+
+    tmp_path = Path(tmp_path)
+    data = write_partitioned(tmp_path / "events", files_per_day=files_per_day, rows_per_file=rows_per_file)
+    model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        f"""
+job: {job}
+input: {{path: {data}, passthrough: [id, ds]}}
+model:
+  path: {model}
+  inputs: {{input: {{columns: [f0, f1, f2, f3]}}}}
+  outputs: {{probabilities: {{column: score, select: 1}}}}
+output: {{path: {tmp_path / "out"}, partition_by: [ds]}}
+{extra}"""
+    )
+    return config, data, model

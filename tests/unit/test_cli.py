@@ -77,23 +77,9 @@ def test_bad_override_and_unknown_key_exit_2(tmp_path, capsys):
 
 
 def test_input_and_model_errors_exit_codes(tmp_path, capsys):
-    from tests.support import models
-    from tests.support.data import write_partitioned
+    from tests.support.data import job_yaml
 
-    data = write_partitioned(tmp_path / "events", files_per_day=1, rows_per_file=20)
-    model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
-    cfg = tmp_path / "job.yaml"
-    cfg.write_text(
-        f"""
-job: cli-test
-input: {{path: {data}, passthrough: [id, ds]}}
-model:
-  path: {model}
-  inputs: {{input: {{columns: [f0, f1, f2, f3]}}}}
-  outputs: {{probabilities: {{column: score, select: 1}}}}
-output: {{path: {tmp_path / "out"}, partition_by: [ds]}}
-"""
-    )
+    cfg, data, model = job_yaml(tmp_path, "cli-test", files_per_day=1, rows_per_file=20)
     # Planning fails before any Spark starts: the partition does not exist → input error (3).
     assert cli.main(["-q", "run", str(cfg), "--set", "input.partitions.ds=2031-01-01"]) == 3
     err = capsys.readouterr().err
@@ -177,23 +163,10 @@ def test_progress_redraws_one_line_on_a_tty(monkeypatch):
 @pytest.mark.slow
 def test_dry_run_json_with_quiet_spark_console(tmp_path):
     """A real run (local Spark): --json gives the manifest on stdout; Spark's startup noise is gone."""
-    from tests.support import models
-    from tests.support.data import write_partitioned
+    from tests.support.data import job_yaml
 
-    data = write_partitioned(tmp_path / "events", files_per_day=1, rows_per_file=50)
-    model, _ = models.linear_classifier(tmp_path / "model.onnx", 4)
-    cfg = tmp_path / "job.yaml"
-    cfg.write_text(
-        f"""
-job: cli-spark
-input: {{path: {data}, passthrough: [id, ds]}}
-model:
-  path: {model}
-  inputs: {{input: {{columns: [f0, f1, f2, f3]}}}}
-  outputs: {{probabilities: {{column: score, select: 1}}}}
-output: {{path: {tmp_path / "out"}, partition_by: [ds]}}
-spark: {{master: "local[1]"}}
-"""
+    cfg, _, _ = job_yaml(
+        tmp_path, "cli-spark", files_per_day=1, rows_per_file=50, extra='spark: {master: "local[1]"}\n'
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR")}
     proc = subprocess.run(
