@@ -9,6 +9,7 @@ makes the gate decision (:func:`batchinfer.checks.gate.decide`).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -51,9 +52,22 @@ def output_columns(plan) -> list[str]:
 
 
 def load_reference(config):
+    """The drift reference profile, read once per file version (the plan and the stages share it)."""
+    import os
+
+    path = config.drift.reference
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        stamp = None  # load_profile reports the missing file
+    return _load_reference(path, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_reference(path: str, stamp):
     from batchinfer.checks.profile import load_profile
 
-    return load_profile(config.drift.reference)
+    return load_profile(path)
 
 
 def drift_columns(config, profile, plan) -> tuple[list[str], list[str]]:

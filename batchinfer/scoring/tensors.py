@@ -28,11 +28,7 @@ def _numeric_column(arr, binding: InputBinding, col: str, spec: ScoringSpec) -> 
                 f"{spec.invalid_features!r}",
                 hint="set input.invalid_features to 'fill' or 'quarantine', or clean the data upstream",
             )
-    if pa.types.is_boolean(arr.type):
-        values = arr.to_numpy(zero_copy_only=False)
-    else:
-        values = arr.to_numpy(zero_copy_only=False)
-    return values
+    return arr.to_numpy(zero_copy_only=False)
 
 
 def _check_finite(tensor: np.ndarray, binding: InputBinding, spec: ScoringSpec) -> np.ndarray:
