@@ -101,7 +101,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def _print_error(exc: BatchInferError) -> None:
     problems = getattr(exc, "problems", [])
     headline = exc.message.split(": ", 1)[0] if problems else exc.message  # the problems follow, one a line
-    print(f"batchinfer: {exc.kind} error: {headline}", file=sys.stderr)
+    kind = "" if exc.kind == "error" else f"{exc.kind} "
+    print(f"batchinfer: {kind}error: {headline}", file=sys.stderr)
     for path, msg in problems:
         print(f"  - {path}: {msg}", file=sys.stderr)
     if exc.hint:

@@ -198,7 +198,9 @@ def pack_environment(prefix: Path, archive: Path, *, compress_level: int = 4) ->
     try:
         import venv_pack
     except ImportError as exc:
-        raise PackagingError("venv-pack is not installed", hint="pip install venv-pack") from exc
+        raise PackagingError(
+            "venv-pack is not installed", hint="pip install 'batchinfer[package]' (or venv-pack)"
+        ) from exc
     try:
         venv_pack.pack(prefix=str(prefix), output=str(archive), force=True, compress_level=compress_level)
     except venv_pack.VenvPackException as exc:
