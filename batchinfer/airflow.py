@@ -27,6 +27,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from batchinfer.layering import deep_merge
+
 # Mirrors batchinfer.errors (kept literal here so this module imports nothing from the job stack).
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -98,16 +100,6 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _merge(base: Mapping, overlay: Mapping) -> dict:
-    out = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _layers(config: Path, env: str | None) -> dict:
     """Base file plus ``conf/<env>/<name>`` (same rule as batchinfer.config); no validation here:
     the job validates everything when it starts, and a config error fails there without retries."""
@@ -117,7 +109,7 @@ def _layers(config: Path, env: str | None) -> dict:
         root = base_dir.parent if base_dir.name == "base" else base_dir
         overlay = root / env / config.name
         if overlay.exists():
-            data = _merge(data, _read_yaml(overlay))
+            data = deep_merge(data, _read_yaml(overlay))
     return data
 
 

@@ -31,6 +31,7 @@ from batchinfer.checks.drift_policy import DriftConfig
 from batchinfer.checks.expectations import ChecksConfig
 from batchinfer.checks.quarantine import QuarantineConfig
 from batchinfer.errors import ConfigError
+from batchinfer.layering import deep_merge
 
 PartitionValue = str
 
@@ -283,17 +284,6 @@ def _read_yaml(path: Path) -> dict:
             f"config file {path} must be a YAML mapping at the top level, got {type(data).__name__}"
         )
     return data
-
-
-def deep_merge(base: Mapping, overlay: Mapping) -> dict:
-    """Overlay wins; mappings merge recursively, everything else (lists too) is replaced."""
-    out = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _parse_override_value(raw: str) -> Any:
