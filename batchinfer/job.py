@@ -306,6 +306,7 @@ class Job:
 
         outcomes: list = []
         cached = None
+        quarantine_table = None
         if needs_input:
             from pyspark import StorageLevel
 
@@ -314,7 +315,6 @@ class Job:
             cached = df = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             if needs_input:
-                quarantine_table = None
                 if cfg.quarantine.enabled:
                     quarantine_table = OutputTable(
                         stage_table.root.join("_quarantine").uri if dry_run else cfg.quarantine.path
@@ -325,20 +325,6 @@ class Job:
                     )
                 outcomes.extend(stage.outcomes)
                 _record_checks(manifest, stage, outcomes)
-                if quarantine_table is not None and not dry_run:
-                    with timings.stage("quarantine_commit", progress):
-                        quarantine_table.acquire_lock(run_id, cfg.job)
-                        try:
-                            quarantine_table.recover(current_run=run_id)
-                            quarantine_table.commit(
-                                run_id,
-                                mode=cfg.output.mode
-                                if cfg.output.mode != "error_if_exists"
-                                else "overwrite_partitions",
-                                partition_by=cfg.output.partition_by,
-                            )
-                        finally:
-                            quarantine_table.release_lock(run_id)
                 _enforce_gate(outcomes, "input")
 
             counter, reference = runner.inline_drift_counter(session, plan) if checks_on else (None, None)
@@ -430,6 +416,11 @@ class Job:
                 pause=commit_pause or faults.driver_pause_hook(),
             )
         manifest.set_commit(committed)
+        if quarantine_table is not None:
+            # Only after every gate passed and the output is committed: a run the output never
+            # accepted leaves the quarantine table as it was.
+            with timings.stage("quarantine_commit", progress):
+                _commit_quarantine(quarantine_table, run_id, cfg)
         doc = manifest.finish("succeeded", timings)
         path = self._write_records(table, run_id, doc, manifest)
         return JobResult("succeeded", run_id, doc, table.root.uri, path)
@@ -446,6 +437,20 @@ class Job:
         except OSError:
             return None
         return path
+
+
+def _commit_quarantine(quarantine_table, run_id: str, cfg: JobConfig) -> None:
+    """Swap in the quarantined rows this run staged (the same partition protocol as the output)."""
+    quarantine_table.acquire_lock(run_id, cfg.job)
+    try:
+        quarantine_table.recover(current_run=run_id)
+        quarantine_table.commit(
+            run_id,
+            mode=cfg.output.mode if cfg.output.mode != "error_if_exists" else "overwrite_partitions",
+            partition_by=cfg.output.partition_by,
+        )
+    finally:
+        quarantine_table.release_lock(run_id)
 
 
 def _record_checks(manifest, stage, outcomes: list) -> None:

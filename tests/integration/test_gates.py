@@ -114,9 +114,19 @@ def test_quarantine_splits_bad_rows_and_enforces_budget(spark, tmp_path):
         .to_pandas()
     )
     assert len(bad) == 8 and set(bad["_quarantine_reason"]) == {"f1 is NaN", "f1 is infinite"}
+    committed = snapshot(tmp_path / "quarantine")
+    assert "ds=2026-11-28/_SUCCESS" in committed
+    # A failed gate writes nothing anywhere: neither a quarantine over budget...
     cfg["quarantine"]["max_fraction"] = 0.001
     with pytest.raises(GateFailedError, match="quarantine"):
         Job.from_config(cfg).run(spark=spark)
+    assert snapshot(tmp_path / "quarantine") == committed
+    # ...nor a quarantine within budget when a later (output) gate fails.
+    cfg["quarantine"]["max_fraction"] = 0.01
+    cfg["checks"] = {"output": [{"expect": "between", "column": "score", "min": 0, "max": 0.001}]}
+    with pytest.raises(GateFailedError, match="output"):
+        Job.from_config(cfg).run(spark=spark)
+    assert snapshot(tmp_path / "quarantine") == committed
 
 
 def test_drift_gate_flags_a_planted_shift(spark, tmp_path):
