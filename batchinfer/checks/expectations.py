@@ -496,12 +496,12 @@ def _spark_type_problems(spec: ExpectationSpec, path: str) -> list[tuple[str, st
 
 def pydantic_problems(exc: Exception, *, prefix: str = "") -> list[tuple[str, str]]:
     """(field path, message) pairs from a pydantic v2 ``ValidationError``."""
+    from batchinfer.field_paths import field_path
+
     out = []
     for err in exc.errors():  # type: ignore[attr-defined]
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        where = f"{prefix}{loc}" if prefix else loc.lstrip(".")
         msg = err["msg"].removeprefix("Value error, ")
-        out.append((where or prefix, msg))
+        out.append((field_path(err["loc"], prefix=prefix) or prefix, msg))
     return out
 
 
