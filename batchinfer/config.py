@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -194,7 +194,7 @@ class ModelConfig(_Strict):
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     inputs: dict[str, TensorInputConfig] = Field(min_length=1)
     # Each ONNX output → one column mapping, or a list of them (several columns from one output).
-    outputs: dict[str, list[OutputColumnConfig]] = Field(min_length=1)
+    outputs: dict[str, Annotated[list[OutputColumnConfig], Field(min_length=1)]] = Field(min_length=1)
     # Opt-in custom code by importable name only (needs runtime.allow_custom_code; scoring/custom.py).
     preprocess: str | None = Field(default=None, pattern=_HOOK_PATTERN)
     postprocess: str | None = Field(default=None, pattern=_HOOK_PATTERN)
@@ -204,14 +204,6 @@ class ModelConfig(_Strict):
     def _one_or_many_columns(cls, value: Any) -> Any:
         if isinstance(value, Mapping):
             return {k: [v] if isinstance(v, Mapping) else v for k, v in value.items()}
-        return value
-
-    @field_validator("outputs")
-    @classmethod
-    def _at_least_one_column(cls, value: dict) -> dict:
-        empty = sorted(k for k, v in value.items() if not v)
-        if empty:
-            raise ValueError(f"outputs {empty} map to no column; give at least one {{column: ...}}")
         return value
 
     @field_serializer("outputs", mode="wrap")
@@ -562,6 +554,19 @@ def _split_cross_field(loc: str, msg: str) -> list[tuple[str, str]]:
     return out
 
 
+_OUTPUT_ITEM = re.compile(r"^model\.outputs\.([^.\[]+)\[0\]")
+
+
+def _as_written(path: str, data: Mapping) -> str:
+    """``model.outputs.x[0].top_k`` → ``model.outputs.x.top_k`` where ``x`` was given as one mapping."""
+    match = _OUTPUT_ITEM.match(path)
+    if match:
+        written = _section(_section(data, "model"), "outputs").get(match.group(1))
+        if isinstance(written, Mapping):
+            return f"model.outputs.{match.group(1)}" + path[match.end() :]
+    return path
+
+
 def validate_data(data: Mapping, *, source: str = "config") -> JobConfig:
     """Validate an already-merged mapping, collecting every problem into one ConfigError.
 
@@ -578,6 +583,7 @@ def validate_data(data: Mapping, *, source: str = "config") -> JobConfig:
             if not (err["loc"] == () and err["type"] == "value_error"):
                 problems += found
     problems += cross_field_problems(data) + expectation_problems(data)
+    problems = [(_as_written(path, data), msg) for path, msg in problems]
     problems = list(dict.fromkeys(problems))  # a section validator and the raw check may agree
     if problems:
         raise ConfigError(f"{source} has {len(problems)} problem(s)", problems=problems) from cause
