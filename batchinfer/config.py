@@ -367,22 +367,24 @@ def cross_field_problems(data: Mapping) -> list[tuple[str, str]]:
 def expectation_problems(data: Mapping) -> list[tuple[str, str]]:
     """Expectation names and arguments (checked against the static GX table) of parseable specs.
 
-    Specs that do not parse are left out: the field check reports them.
+    A spec that does not parse is judged without its invalid fields (the field check reports those).
     """
     from pydantic import ValidationError as _Invalid
 
-    from batchinfer.checks.expectations import ExpectationSpec, spec_problems
+    from batchinfer.checks.expectations import ExpectationSpec, spec_problems, unparsed_spec_problems
 
     checks = _section(data, "checks")
     problems: list[tuple[str, str]] = []
     for stage in ("input", "output"):
         specs = checks.get(stage)
         for i, raw in enumerate(specs if isinstance(specs, list) else []):
+            where = f"checks.{stage}[{i}]"
             try:
                 spec = ExpectationSpec.model_validate(raw)
-            except _Invalid:
+            except _Invalid as exc:
+                problems += unparsed_spec_problems(raw, exc, where)
                 continue
-            problems += spec_problems(spec, f"checks.{stage}[{i}]")
+            problems += spec_problems(spec, where)
     return problems
 
 

@@ -463,9 +463,36 @@ def validate_specs(
                 spec = ExpectationSpec.model_validate(raw)
             except ValidationError as exc:
                 problems += pydantic_problems(exc, prefix=where)
+                problems += unparsed_spec_problems(raw, exc, where)
                 continue
         problems += spec_problems(spec, where)
     return problems
+
+
+def unparsed_spec_problems(raw: Any, exc: Exception, where: str) -> list[tuple[str, str]]:
+    """The argument problems of a spec that failed to parse, judged without its invalid fields.
+
+    So that one pass reports ``mostly: 1.5`` and an unknown GX argument of the same spec. Only
+    argument-level problems are kept: a rule such as "min_value and max_value cannot both be
+    None" could be an echo of a removed field.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(raw, dict):
+        return []
+    bad = {e["loc"][0] for e in exc.errors() if e.get("loc")}  # type: ignore[attr-defined]
+    if not bad or "expect" in bad or not bad <= set(raw):
+        return []
+    try:
+        spec = ExpectationSpec.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
+        return []
+    removed = {_FRIENDLY_NAME.get(k, k) for k in bad} | bad
+    return [
+        (path, msg)
+        for path, msg in spec_problems(spec, where)
+        if path != where and path.rsplit(".", 1)[-1] not in removed
+    ]
 
 
 def spec_problems(spec: ExpectationSpec, where: str) -> list[tuple[str, str]]:
