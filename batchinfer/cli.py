@@ -32,15 +32,32 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A parser that accepts the global ``-v/-q`` flags, before or after any subcommand.
+
+    Subparsers inherit the class (argparse's ``add_subparsers`` defaults ``parser_class`` to it),
+    so subcommands registered by feature modules get the flags too. Below the top level they
+    default to ``SUPPRESS``: leaving them out after the subcommand keeps what was given before it.
+    """
+
+    def __init__(self, *args, top_level: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        verbose = {"default": 0} if top_level else {"default": argparse.SUPPRESS}
+        quiet = {"default": False} if top_level else {"default": argparse.SUPPRESS}
+        self.add_argument(
+            "-v", "--verbose", action="count", help="more logging (-vv: Spark's too)", **verbose
+        )
+        self.add_argument("-q", "--quiet", action="store_true", help="only errors", **quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _CommandParser(
+        top_level=True,
         prog="batchinfer",
         description="Offline batch scoring of ONNX models on Apache Spark, with data-quality and drift gates.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: Spark's too)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -161,7 +178,8 @@ def _print_checks(manifest: dict, file=None) -> None:
     # Drift yields several rows per column: show the ones that did not pass, then one line.
     drift_stages = ("drift", "prediction_drift")
     shown = [o for o in objs if o.stage not in drift_stages or not o.passed]
-    print(format_outcomes_table(shown), file=file or sys.stdout)
+    if shown:  # a passing drift-only run has no table rows: the drift line below says it all
+        print(format_outcomes_table(shown), file=file or sys.stdout)
     drift = [
         o
         for o in objs

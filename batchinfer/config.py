@@ -23,14 +23,23 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from batchinfer.checks.drift_policy import DriftConfig
 from batchinfer.checks.expectations import ChecksConfig
 from batchinfer.checks.quarantine import QuarantineConfig
 from batchinfer.errors import ConfigError
+from batchinfer.field_paths import field_path
 from batchinfer.layering import deep_merge
 
 PartitionValue = str
@@ -109,20 +118,71 @@ class TensorInputConfig(_Strict):
 
 
 class OutputColumnConfig(_Strict):
-    """How one ONNX output becomes a column: as is, one class selected, or an argmax label."""
+    """One column derived from an ONNX output.
+
+    As is (``{column: x}``), one class of a [N, C] output (``select: 1``), the argmax label
+    (``argmax: true``, optionally named by ``classes``), the largest value (``max: true``: the
+    argmax label's probability), or the ``top_k`` labels best first as an array column, with
+    their scores in the sibling array column ``scores_column`` (default ``<column>_scores``).
+    An output may feed several columns: give a list of these mappings.
+    """
 
     column: str = Field(min_length=1)
     select: int | None = Field(default=None, ge=0)
     argmax: bool = False
-    classes: list[str] | None = None
+    max: bool = False
+    top_k: int | None = Field(default=None, ge=1)
+    classes: list[str] | None = Field(default=None, min_length=1)
+    scores_column: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> OutputColumnConfig:
-        if self.select is not None and self.argmax:
-            raise ValueError("'select' and 'argmax' are exclusive: keep one class or the argmax label")
-        if self.classes is not None and not self.argmax:
-            raise ValueError("'classes' names the argmax label values: set 'argmax: true' too")
+        chosen = [
+            name
+            for name, on in (
+                ("select", self.select is not None),
+                ("argmax", self.argmax),
+                ("max", self.max),
+                ("top_k", self.top_k is not None),
+            )
+            if on
+        ]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"{' and '.join(repr(c) for c in chosen)} are exclusive: give one derivation per column "
+                "(a list of columns can derive several from one output)"
+            )
+        if self.classes is not None and not (self.argmax or self.top_k is not None):
+            raise ValueError(
+                "'classes' names the labels of 'argmax' or 'top_k': set 'argmax: true' or 'top_k: K' too"
+            )
+        if self.classes is not None:
+            dupes = sorted({c for c in self.classes if self.classes.count(c) > 1})
+            if dupes:
+                raise ValueError(f"'classes' lists {dupes} twice; class names must be unique")
+        if self.top_k is not None and self.classes is not None and self.top_k > len(self.classes):
+            raise ValueError(f"top_k={self.top_k} is more than the {len(self.classes)} classes given")
+        if self.scores_column is not None and self.top_k is None:
+            raise ValueError("'scores_column' names the scores of 'top_k': set 'top_k: K' too")
         return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The output columns this mapping makes (top_k: the labels, then their scores)."""
+        if self.top_k is None:
+            return [self.column]
+        return [self.column, self.scores_column or f"{self.column}_scores"]
+
+
+def _output_column_names(item: Any) -> list[str]:
+    """The columns one raw output mapping makes (lenient: for problems in unvalidated data)."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("column"), str):
+        return []
+    names = [item["column"]]
+    if item.get("top_k") is not None:
+        scores = item.get("scores_column")
+        names.append(scores if isinstance(scores, str) else f"{item['column']}_scores")
+    return names
 
 
 _HOOK_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
@@ -133,10 +193,28 @@ class ModelConfig(_Strict):
     card: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     inputs: dict[str, TensorInputConfig] = Field(min_length=1)
-    outputs: dict[str, OutputColumnConfig] = Field(min_length=1)
+    # Each ONNX output → one column mapping, or a list of them (several columns from one output).
+    outputs: dict[str, Annotated[list[OutputColumnConfig], Field(min_length=1)]] = Field(min_length=1)
     # Opt-in custom code by importable name only (needs runtime.allow_custom_code; scoring/custom.py).
     preprocess: str | None = Field(default=None, pattern=_HOOK_PATTERN)
     postprocess: str | None = Field(default=None, pattern=_HOOK_PATTERN)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _one_or_many_columns(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: [v] if isinstance(v, Mapping) else v for k, v in value.items()}
+        return value
+
+    @field_serializer("outputs", mode="wrap")
+    def _dump_one_as_mapping(self, value: dict, handler) -> dict:
+        # Dump a single mapping the way it is usually written (and as configs were before lists).
+        return {k: v[0] if len(v) == 1 else v for k, v in handler(value).items()}
+
+    @property
+    def output_columns(self) -> list[str]:
+        """Every output column the model mappings make, in config order."""
+        return [c for cols in self.outputs.values() for o in cols for c in o.columns]
 
     @model_validator(mode="after")
     def _path_or_card(self) -> ModelConfig:
@@ -200,54 +278,114 @@ class JobConfig(_Strict):
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> JobConfig:
-        problems = []
-        hooks = [f"model.{n}" for n in ("preprocess", "postprocess") if getattr(self.model, n)]
-        if hooks and not self.runtime.allow_custom_code:
-            problems.append(f"{hooks[0]}: custom code is off (set runtime.allow_custom_code: true to run it)")
-        if self.input.invalid_features == "quarantine" and not self.quarantine.enabled:
-            problems.append(
-                "input.invalid_features: 'quarantine' needs the quarantine section: "
-                "set quarantine.enabled: true and quarantine.path"
-            )
-        if self.quarantine.enabled and self.quarantine.path:
-            from batchinfer.io.filesystem import resolve
-
-            q, o = (
-                resolve(self.quarantine.path).uri.rstrip("/") + "/",
-                resolve(self.output.path).uri.rstrip("/") + "/",
-            )
-            if q.startswith(o) or o.startswith(q):
-                problems.append("quarantine.path: must not equal, contain or sit inside output.path")
-        out_cols = [o.column for o in self.model.outputs.values()]
-        dupes = sorted({c for c in out_cols if out_cols.count(c) > 1})
-        if dupes:
-            problems.append(f"model.outputs: column names {dupes} are used twice")
-        clash = sorted(set(out_cols) & set(self.input.passthrough))
-        if clash:
-            problems.append(
-                f"model.outputs: output columns {clash} collide with input.passthrough columns; "
-                "rename the output column"
-            )
-        lineage = [c for c in (self.output.lineage.model_digest, self.output.lineage.run_id) if c]
-        clash = sorted(set(lineage) & (set(out_cols) | set(self.input.passthrough)))
-        if clash:
-            problems.append(f"output.lineage: lineage columns {clash} collide with other output columns")
-        missing = [
-            c for c in self.output.partition_by if c not in self.input.passthrough and c not in out_cols
-        ]
-        if missing:
-            problems.append(
-                f"output.partition_by: {missing} are not output columns; "
-                "add them to input.passthrough (e.g. passthrough: [..., ds])"
-            )
+        problems = cross_field_problems(self.model_dump(mode="json"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(f"{p}: {m}" for p, m in problems))
         return self
 
     def digest(self) -> str:
         """sha256 of the canonical resolved config (what the manifest records)."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- cross-field checks
+
+
+def _section(data: Any, key: str) -> Mapping:
+    value = data.get(key) if isinstance(data, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def cross_field_problems(data: Mapping) -> list[tuple[str, str]]:
+    """Problems that span sections (``output.partition_by`` vs ``input.passthrough``...).
+
+    Works on the raw mapping, leniently (a value of the wrong type is skipped; the field check
+    reports it), so these problems are reported together with field errors, not after them.
+    """
+    inp, model, out = _section(data, "input"), _section(data, "model"), _section(data, "output")
+    runtime, quarantine = _section(data, "runtime"), _section(data, "quarantine")
+    problems: list[tuple[str, str]] = []
+    hooks = [f"model.{n}" for n in ("preprocess", "postprocess") if model.get(n)]
+    if hooks and runtime.get("allow_custom_code") is not True:
+        problems.append((hooks[0], "custom code is off (set runtime.allow_custom_code: true to run it)"))
+    if inp.get("invalid_features") == "quarantine" and quarantine.get("enabled") is not True:
+        problems.append(
+            (
+                "input.invalid_features",
+                "'quarantine' needs the quarantine section: set quarantine.enabled: true and quarantine.path",
+            )
+        )
+    q_path, o_path = quarantine.get("path"), out.get("path")
+    if quarantine.get("enabled") is True and isinstance(q_path, str) and q_path and isinstance(o_path, str):
+        from batchinfer.io.filesystem import resolve
+
+        q, o = resolve(q_path).uri.rstrip("/") + "/", resolve(o_path).uri.rstrip("/") + "/"
+        if q.startswith(o) or o.startswith(q):
+            problems.append(("quarantine.path", "must not equal, contain or sit inside output.path"))
+    outputs = model.get("outputs") if isinstance(model.get("outputs"), Mapping) else {}
+    out_cols = [
+        c
+        for mapping in outputs.values()
+        for item in (mapping if isinstance(mapping, list) else [mapping])
+        for c in _output_column_names(item)
+    ]
+    passthrough = _strings(inp.get("passthrough"))
+    dupes = sorted({c for c in out_cols if out_cols.count(c) > 1})
+    if dupes:
+        problems.append(("model.outputs", f"column names {dupes} are used twice"))
+    clash = sorted(set(out_cols) & set(passthrough))
+    if clash:
+        problems.append(
+            (
+                "model.outputs",
+                f"output columns {clash} collide with input.passthrough columns; rename the output column",
+            )
+        )
+    lineage = _section(out, "lineage")
+    defaults = LineageConfig()
+    names = [lineage.get(k, getattr(defaults, k)) for k in ("model_digest", "run_id")]
+    lineage_cols = [c for c in names if isinstance(c, str) and c]
+    clash = sorted(set(lineage_cols) & (set(out_cols) | set(passthrough)))
+    if clash:
+        problems.append(("output.lineage", f"lineage columns {clash} collide with other output columns"))
+    missing = [c for c in _strings(out.get("partition_by")) if c not in passthrough and c not in out_cols]
+    if missing:
+        problems.append(
+            (
+                "output.partition_by",
+                f"{missing} are not output columns; add them to input.passthrough (e.g. passthrough: [..., ds])",
+            )
+        )
+    return problems
+
+
+def expectation_problems(data: Mapping) -> list[tuple[str, str]]:
+    """Expectation names and arguments (checked against the static GX table) of parseable specs.
+
+    A spec that does not parse is judged without its invalid fields (the field check reports those).
+    """
+    from pydantic import ValidationError as _Invalid
+
+    from batchinfer.checks.expectations import ExpectationSpec, spec_problems, unparsed_spec_problems
+
+    checks = _section(data, "checks")
+    problems: list[tuple[str, str]] = []
+    for stage in ("input", "output"):
+        specs = checks.get(stage)
+        for i, raw in enumerate(specs if isinstance(specs, list) else []):
+            where = f"checks.{stage}[{i}]"
+            try:
+                spec = ExpectationSpec.model_validate(raw)
+            except _Invalid as exc:
+                problems += unparsed_spec_problems(raw, exc, where)
+                continue
+            problems += spec_problems(spec, where)
+    return problems
 
 
 # --------------------------------------------------------------------------- loading
@@ -369,9 +507,16 @@ def overlay_for_env(base_path: Path, env: str) -> Path:
 
 
 def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    problems = []
+    """(field path, message) pairs for a pydantic error, e.g. ``("checks.input[0].mostly", ...)``."""
+    return [p for per_error in _problems_per_error(exc) for p in per_error]
+
+
+def _problems_per_error(exc: ValidationError) -> list[list[tuple[str, str]]]:
+    out = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problems: list[tuple[str, str]] = []
+        out.append(problems)
+        loc = field_path(err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key; is this a typo?"
@@ -389,7 +534,7 @@ def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
             problems.extend(_split_cross_field(loc, msg))
             continue
         problems.append((loc, msg))
-    return problems
+    return out
 
 
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
@@ -411,13 +556,40 @@ def _split_cross_field(loc: str, msg: str) -> list[tuple[str, str]]:
     return out
 
 
+_OUTPUT_ITEM = re.compile(r"^model\.outputs\.([^.\[]+)\[0\]")
+
+
+def _as_written(path: str, data: Mapping) -> str:
+    """``model.outputs.x[0].top_k`` → ``model.outputs.x.top_k`` where ``x`` was given as one mapping."""
+    match = _OUTPUT_ITEM.match(path)
+    if match:
+        written = _section(_section(data, "model"), "outputs").get(match.group(1))
+        if isinstance(written, Mapping):
+            return f"model.outputs.{match.group(1)}" + path[match.end() :]
+    return path
+
+
 def validate_data(data: Mapping, *, source: str = "config") -> JobConfig:
-    """Validate an already-merged mapping, collecting every problem into one ConfigError."""
+    """Validate an already-merged mapping, collecting every problem into one ConfigError.
+
+    One pass reports them all: field errors, cross-field problems (checked on the raw mapping,
+    so they do not wait for the field errors to be fixed) and expectation arguments.
+    """
+    config, cause, problems = None, None, []
     try:
-        return JobConfig.model_validate(data)
+        config = JobConfig.model_validate(data)
     except ValidationError as exc:
-        problems = validation_problems(exc)
-        raise ConfigError(f"{source} has {len(problems)} problem(s)", problems=problems) from exc
+        cause = exc
+        # The top-level cross-field validator only runs once every field is valid: recheck below.
+        for err, found in zip(exc.errors(), _problems_per_error(exc), strict=True):
+            if not (err["loc"] == () and err["type"] == "value_error"):
+                problems += found
+    problems += cross_field_problems(data) + expectation_problems(data)
+    problems = [(_as_written(path, data), msg) for path, msg in problems]
+    problems = list(dict.fromkeys(problems))  # a section validator and the raw check may agree
+    if problems:
+        raise ConfigError(f"{source} has {len(problems)} problem(s)", problems=problems) from cause
+    return config
 
 
 def load_config_full(

@@ -399,7 +399,8 @@ class Job:
             outcomes.extend(stage.outcomes)
             _record_checks(manifest, stage, outcomes)
         if checks_on:
-            _enforce_gate(outcomes, "output")
+            ran_output = bool(cfg.checks.output or cfg.checks.output_suite)
+            _enforce_gate(outcomes, "output" if ran_output or counter is None else "drift")
 
         if dry_run:
             with timings.stage("commit", progress):

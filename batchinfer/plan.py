@@ -29,15 +29,17 @@ class InputBinding:
 
 @dataclass(frozen=True)
 class OutputBinding:
-    """One ONNX output → one column."""
+    """One output column, derived from one ONNX output (several columns may share an output)."""
 
     name: str
     column: str
-    mode: str  # "scalar" | "array" | "select" | "argmax"
+    # "scalar" | "array" | "select" | "argmax" | "max" | "top_k" (labels) | "top_k_scores"
+    mode: str
     select: int | None
     classes: tuple[str, ...] | None
     dtype: str  # numpy dtype of the output tensor
     arrow_type: str  # "float32", "int64", "string", "list<float32>", ...
+    k: int | None = None  # top_k only
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class ScoringSpec:
     # Opt-in custom hooks, "module:function" names imported on the executors (scoring/custom.py).
     preprocess: str | None = None
     postprocess: str | None = None
+
+    @property
+    def output_names(self) -> list[str]:
+        """The ONNX outputs to fetch, each once, in the order of the first column using it."""
+        return list(dict.fromkeys(b.name for b in self.outputs))
 
     @property
     def feature_columns(self) -> list[str]:
@@ -101,8 +108,8 @@ class JobPlan:
                 b.name: {"columns": list(b.columns), "dtype": b.dtype, "width": b.width}
                 for b in self.spec.inputs
             },
-            "outputs": {
-                o.name: {"column": o.column, "mode": o.mode, "type": o.arrow_type} for o in self.spec.outputs
+            "outputs": {  # by output column: several columns may derive from one ONNX output
+                o.column: {"output": o.name, "mode": o.mode, "type": o.arrow_type} for o in self.spec.outputs
             },
         }
 
@@ -261,7 +268,8 @@ def _bind_input(
     return InputBinding(name, tuple(cols), False, spec.dtype, len(cols), rank)
 
 
-def _bind_output(name, cfg, spec: TensorSpec, problems: list, where: str) -> OutputBinding | None:
+def _bind_output(name, cfg, spec: TensorSpec, problems: list, where: str) -> list[OutputBinding]:
+    """The output columns one config mapping derives from ONNX output ``name`` (empty on a problem)."""
     if spec.dtype is None or spec.onnx_type.startswith("seq") or spec.onnx_type.startswith("map"):
         problems.append(
             (
@@ -271,37 +279,53 @@ def _bind_output(name, cfg, spec: TensorSpec, problems: list, where: str) -> Out
                 "{'zipmap': False}}) or map another output",
             )
         )
-        return None
+        return []
     rank = spec.rank if spec.rank is not None else 2
     arrow_scalar = {"str": "string"}.get(spec.dtype, spec.dtype)
     if rank >= 1 and spec.dim(0) is not None and spec.dim(0) != 1:
         problems.append(
             (where, f"ONNX output {name!r} has a fixed first dimension {spec.shape}; expected batch-first")
         )
-        return None
+        return []
     if rank > 2:
         problems.append(
             (where, f"ONNX output {name!r} has rank {rank}; only [N] and [N, C] outputs are supported")
         )
-        return None
-    if cfg.select is not None or cfg.argmax:
+        return []
+    derived = [
+        k
+        for k, on in (
+            ("select", cfg.select is not None),
+            ("argmax", cfg.argmax),
+            ("max", cfg.max),
+            ("top_k", cfg.top_k is not None),
+        )
+        if on
+    ]
+    if derived:
         if rank != 2:
             problems.append(
-                (where, f"'select'/'argmax' need a [N, C] output, but {name!r} has shape {spec.shape}")
+                (where, f"'{derived[0]}' needs a [N, C] output, but {name!r} has shape {spec.shape}")
             )
-            return None
-        width = spec.dim(1)
-        if cfg.select is not None:
-            if width is not None and cfg.select >= width:
-                problems.append(
-                    (
-                        f"{where}.select",
-                        f"select={cfg.select} is out of range for output {name!r} with "
-                        f"{width} columns (valid: 0..{width - 1})",
-                    )
+            return []
+        if spec.dtype == "str":
+            problems.append(
+                (where, f"'{derived[0]}' needs a numeric output, but {name!r} is {spec.onnx_type}")
+            )
+            return []
+    width = spec.dim(1) if rank == 2 else None
+    if cfg.select is not None:
+        if width is not None and cfg.select >= width:
+            problems.append(
+                (
+                    f"{where}.select",
+                    f"select={cfg.select} is out of range for output {name!r} with "
+                    f"{width} columns (valid: 0..{width - 1})",
                 )
-                return None
-            return OutputBinding(name, cfg.column, "select", cfg.select, None, spec.dtype, arrow_scalar)
+            )
+            return []
+        return [OutputBinding(name, cfg.column, "select", cfg.select, None, spec.dtype, arrow_scalar)]
+    if cfg.argmax or cfg.top_k is not None:
         if cfg.classes is not None and width is not None and len(cfg.classes) != width:
             problems.append(
                 (
@@ -309,16 +333,34 @@ def _bind_output(name, cfg, spec: TensorSpec, problems: list, where: str) -> Out
                     f"{len(cfg.classes)} class names given, output {name!r} has {width} columns",
                 )
             )
-            return None
+            return []
         classes = tuple(cfg.classes) if cfg.classes else None
-        return OutputBinding(
-            name, cfg.column, "argmax", None, classes, spec.dtype, "string" if classes else "int64"
-        )
+        label_type = "string" if classes else "int64"
+        if cfg.argmax:
+            return [OutputBinding(name, cfg.column, "argmax", None, classes, spec.dtype, label_type)]
+        if width is not None and cfg.top_k > width:
+            problems.append(
+                (
+                    f"{where}.top_k",
+                    f"top_k={cfg.top_k} is more than the {width} classes of output {name!r} "
+                    f"(valid: 1..{width})",
+                )
+            )
+            return []
+        labels, scores = cfg.columns
+        return [
+            OutputBinding(name, labels, "top_k", None, classes, spec.dtype, f"list<{label_type}>", cfg.top_k),
+            OutputBinding(
+                name, scores, "top_k_scores", None, None, spec.dtype, f"list<{arrow_scalar}>", cfg.top_k
+            ),
+        ]
+    if cfg.max:
+        return [OutputBinding(name, cfg.column, "max", None, None, spec.dtype, arrow_scalar)]
     if rank == 2:
         if spec.dim(1) == 1:
-            return OutputBinding(name, cfg.column, "select", 0, None, spec.dtype, arrow_scalar)
-        return OutputBinding(name, cfg.column, "array", None, None, spec.dtype, f"list<{arrow_scalar}>")
-    return OutputBinding(name, cfg.column, "scalar", None, None, spec.dtype, arrow_scalar)
+            return [OutputBinding(name, cfg.column, "select", 0, None, spec.dtype, arrow_scalar)]
+        return [OutputBinding(name, cfg.column, "array", None, None, spec.dtype, f"list<{arrow_scalar}>")]
+    return [OutputBinding(name, cfg.column, "scalar", None, None, spec.dtype, arrow_scalar)]
 
 
 def build_plan(config: JobConfig, model: ModelArtifact, selection: InputSelection) -> JobPlan:
@@ -370,13 +412,13 @@ def build_plan(config: JobConfig, model: ModelArtifact, selection: InputSelectio
         if binding is not None:
             inputs.append(binding)
     outputs: list[OutputBinding] = []
-    for name, cfg in config.model.outputs.items():
+    for name, mappings in config.model.outputs.items():
         spec = sig.output(name)
         if spec is None:
             continue
-        binding = _bind_output(name, cfg, spec, model_problems, f"model.outputs.{name}")
-        if binding is not None:
-            outputs.append(binding)
+        for i, cfg in enumerate(mappings):
+            where = f"model.outputs.{name}" + (f"[{i}]" if len(mappings) > 1 else "")
+            outputs.extend(_bind_output(name, cfg, spec, model_problems, where))
 
     if model_problems:
         raise ModelError(

@@ -14,9 +14,11 @@ friendly argument names (``min``/``max``/``values``/``dtype``) and our own ``sev
         - {expect: between, column: churn_score, min: 0, max: 1}
       input_suite: conf/suites/events.json
 
-This module does not import great_expectations at import time: parsing a config stays cheap.
-:func:`validate_specs` (which does import it) is the authoritative check of expectation
-names and arguments; :func:`build_expectations` turns specs into GX expectation objects.
+This module does not import great_expectations: parsing and validating a config stays cheap.
+:func:`validate_specs` checks expectation names and arguments against the project's own table
+of what GX accepts (:mod:`batchinfer.checks.expectation_table`, kept in step with GX by a unit
+test); :func:`build_expectations` (which imports GX) turns specs into GX expectation objects
+when a job runs, and GX has the last word there.
 
 >>> spec = ExpectationSpec.model_validate({"expect": "between", "column": "f1", "min": 0, "max": 1})
 >>> spec.gx_type, spec.gx_kwargs()
@@ -258,22 +260,14 @@ def _gx_expectation(spec: ExpectationSpec, index: int | None = None):
     )
 
 
-def _spec_problems(spec: ExpectationSpec, path: str) -> list[tuple[str, str]]:
+def _gx_spec_problems(spec: ExpectationSpec, path: str) -> list[tuple[str, str]]:
+    """What GX itself says about ``spec`` (imports great_expectations; used when a job runs)."""
     from great_expectations.exceptions import ExpectationNotFoundError
 
     try:
         _gx_expectation(spec)
     except ExpectationNotFoundError:
-        from great_expectations.expectations.registry import (
-            list_registered_expectation_implementations,
-        )
-
-        known = list_registered_expectation_implementations()
-        hint = difflib.get_close_matches(spec.gx_type, known, n=1)
-        msg = f"unknown Great Expectations expectation {spec.gx_type!r}"
-        if hint:
-            msg += f"; did you mean {hint[0]!r}?"
-        return [(f"{path}.expect", msg)]
+        return [(f"{path}.expect", _unknown_expectation_message(spec.gx_type))]
     except (ValueError, TypeError) as exc:  # pydantic v1 ValidationError is a ValueError
         out = []
         for loc, msg in _gx_error_messages(exc):
@@ -283,13 +277,176 @@ def _spec_problems(spec: ExpectationSpec, path: str) -> list[tuple[str, str]]:
     return []
 
 
+def _unknown_expectation_message(gx_type: str) -> str:
+    from batchinfer.checks.expectation_table import ARGUMENTS
+
+    hint = difflib.get_close_matches(gx_type, list(ARGUMENTS), n=1)
+    msg = f"unknown Great Expectations expectation {gx_type!r}"
+    return msg + (f"; did you mean {hint[0]!r}?" if hint else "")
+
+
+# Arguments of every GX expectation that batchinfer fills in itself.
+_RESERVED = {"meta": "batchinfer keeps its own meta", "severity": "use our 'severity: fail|warn'"}
+
+
+def _spec_problems(spec: ExpectationSpec, path: str) -> list[tuple[str, str]]:
+    """Check ``spec`` against the static table of GX expectations (no GX import)."""
+    from batchinfer.checks.expectation_table import ARGUMENTS, COMMON_ARGUMENTS, GX_VALIDATORS, RULES
+
+    table = ARGUMENTS.get(spec.gx_type)
+    if table is None:
+        return [(f"{path}.expect", _unknown_expectation_message(spec.gx_type))]
+    kwargs = spec.gx_kwargs()
+    out: list[tuple[str, str]] = []
+
+    def add(arg: str | None, msg: str) -> None:
+        where = f"{path}.{_FRIENDLY_NAME.get(arg, arg)}" if arg else path
+        out.append((where, f"{spec.expect}: {msg}"))
+
+    for arg, (kind, required) in table.items():
+        if arg not in kwargs:
+            if required:
+                add(arg, "field required")
+            continue
+        problem = _kind_problem(kwargs[arg], kind, required)
+        if problem:
+            add(arg, problem)
+    for arg in kwargs:
+        if arg in table:
+            continue
+        if arg in _RESERVED:
+            add(arg, f"{arg!r} is set by batchinfer ({_RESERVED[arg]})")
+        elif arg not in COMMON_ARGUMENTS:
+            add(arg, "extra fields not permitted")
+    if out:
+        return out
+    for validator in GX_VALIDATORS.get(spec.gx_type, ()):
+        rule = RULES.get(validator)
+        if rule is not None:
+            msg = _rule_problem(rule, kwargs)
+            if msg:
+                add(rule[1] if len(rule) > 1 else None, msg)
+    return out
+
+
+def _rule_problem(rule: tuple[str, ...], kwargs: dict[str, Any]) -> str | None:
+    name = rule[0]
+    if name == "min_or_max":
+        if kwargs.get("min_value") is None and kwargs.get("max_value") is None:
+            return "min_value and max_value cannot both be None"
+    elif name == "min_le_max":
+        lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+        if lo is not None and hi is not None and not isinstance(lo, dict) and not isinstance(hi, dict):
+            try:
+                if lo > hi:
+                    return f"min_value ({lo}) must be less than or equal to max_value ({hi})"
+            except TypeError:
+                return None
+    elif name == "non_empty":
+        value = kwargs.get(rule[1])
+        if value is not None and not isinstance(value, dict) and len(value) == 0:
+            return f"{rule[1]} must not be empty"
+    elif name == "two_or_more":
+        value = kwargs.get(rule[1])
+        if isinstance(value, (list, tuple)) and len(value) < 2:
+            return f"{rule[1]} must contain at least two columns"
+    return None
+
+
+_BOOL_WORDS = {"0", "1", "true", "false", "yes", "no", "on", "off", "t", "f", "y", "n"}
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _alternative_problem(value: Any, alt: str) -> str | None:
+    """None when ``value`` fits one alternative of a kind, else a pydantic-style message."""
+    import datetime as dt
+
+    if alt == "object":
+        return None
+    if alt == "param":
+        return None if isinstance(value, dict) else "value is not a valid dict"
+    if alt == "dict":
+        return None if isinstance(value, dict) else "value is not a valid dict"
+    if alt == "str":
+        return None if isinstance(value, str) else "str type expected"
+    if alt == "bool":
+        ok = isinstance(value, bool) or value in (0, 1) or str(value).lower() in _BOOL_WORDS
+        return None if ok else "value could not be parsed to a boolean"
+    if alt == "int":
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
+        if isinstance(value, str):
+            ok = value.strip().lstrip("+-").isdigit()
+        return None if ok else "value is not a valid integer"
+    if alt.startswith("number"):
+        if not _is_number(value):
+            return "value is not a valid float"
+        if alt.startswith("number["):
+            lo, _, hi = alt[len("number[") : -1].partition(",")
+            if lo and float(value) < float(lo):
+                return f"ensure this value is greater than or equal to {lo}"
+            if hi and float(value) > float(hi):
+                return f"ensure this value is less than or equal to {hi}"
+        return None
+    if alt == "date":
+        if isinstance(value, (dt.date, dt.datetime)):
+            return None
+        if isinstance(value, str):
+            try:
+                dt.datetime.fromisoformat(value)
+            except ValueError:
+                return "invalid date format"
+            return None
+        return "invalid date format"
+    if alt in ("list", "str_list"):
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            return "value is not a valid list"
+        if alt == "str_list" and not all(isinstance(v, str) for v in value):
+            return "str type expected"
+        return None
+    if alt.startswith("one_of("):
+        options = alt[len("one_of(") : -1].split("|")
+        if isinstance(value, str) and value in options:
+            return None
+        return "unexpected value; permitted: " + ", ".join(repr(o) for o in options)
+    return None  # a kind this version does not know: GX checks it when the job runs
+
+
+def _kind_problem(value: Any, kind: str, required: bool) -> str | None:
+    if value is None:
+        return "none is not an allowed value" if required else None
+    problems = []
+    for alt in kind.split("+"):
+        problem = _alternative_problem(value, alt)
+        if problem is None:
+            return None
+        problems.append(problem)
+    # Report the main alternative's complaint (not "not a valid dict" for a suite parameter).
+    useful = [p for p in problems if p != "value is not a valid dict"] or problems
+    # A bound violation says more than "not a valid date" for the date alternative.
+    return next((p for p in useful if p.startswith("ensure")), useful[0])
+
+
 def validate_specs(
     specs: list[ExpectationSpec] | list[dict], *, path: str = "checks.input"
 ) -> list[tuple[str, str]]:
-    """Check every spec's name and arguments against Great Expectations.
+    """Check every spec's name and arguments against the table of GX expectations.
 
     Returns ``(field path, message)`` pairs, empty when all is well; never raises for bad
     input. Dicts are parsed first, so pydantic errors in them are reported the same way.
+    Does not import great_expectations.
 
     >>> validate_specs([{"expect": "between", "column": "f1"}])
     [('checks.input[0]', 'between: min_value and max_value cannot both be None')]
@@ -306,22 +463,54 @@ def validate_specs(
                 spec = ExpectationSpec.model_validate(raw)
             except ValidationError as exc:
                 problems += pydantic_problems(exc, prefix=where)
+                problems += unparsed_spec_problems(raw, exc, where)
                 continue
-        problems += _spec_problems(spec, where) or _spark_type_problems(spec, where)
+        problems += spec_problems(spec, where)
     return problems
+
+
+def unparsed_spec_problems(raw: Any, exc: Exception, where: str) -> list[tuple[str, str]]:
+    """The argument problems of a spec that failed to parse, judged without its invalid fields.
+
+    So that one pass reports ``mostly: 1.5`` and an unknown GX argument of the same spec. Only
+    argument-level problems are kept: a rule such as "min_value and max_value cannot both be
+    None" could be an echo of a removed field.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(raw, dict):
+        return []
+    bad = {e["loc"][0] for e in exc.errors() if e.get("loc")}  # type: ignore[attr-defined]
+    if not bad or "expect" in bad or not bad <= set(raw):
+        return []
+    try:
+        spec = ExpectationSpec.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
+        return []
+    removed = {_FRIENDLY_NAME.get(k, k) for k in bad} | bad
+    return [
+        (path, msg)
+        for path, msg in spec_problems(spec, where)
+        if path != where and path.rsplit(".", 1)[-1] not in removed
+    ]
+
+
+def spec_problems(spec: ExpectationSpec, where: str) -> list[tuple[str, str]]:
+    """Problems with one parsed spec's GX name, arguments and Spark type names (no GX import)."""
+    return _spec_problems(spec, where) or _spark_type_problems(spec, where)
 
 
 def _spark_type_problems(spec: ExpectationSpec, path: str) -> list[tuple[str, str]]:
     """Spark type names are only checked when the data is validated: catch typos here."""
+    from batchinfer.checks.expectation_table import SPARK_TYPE_NAMES
+
     kwargs = spec.gx_kwargs()
     names = kwargs.get("type_") or kwargs.get("type_list")
     if names is None:
         return []
-    from pyspark.sql import types as T
-
     out = []
     for name in [names] if isinstance(names, str) else names:
-        if not (isinstance(name, str) and name.endswith("Type") and isinstance(getattr(T, name, None), type)):
+        if not (isinstance(name, str) and name in SPARK_TYPE_NAMES):
             out.append(
                 (
                     f"{path}.dtype",
@@ -334,12 +523,12 @@ def _spark_type_problems(spec: ExpectationSpec, path: str) -> list[tuple[str, st
 
 def pydantic_problems(exc: Exception, *, prefix: str = "") -> list[tuple[str, str]]:
     """(field path, message) pairs from a pydantic v2 ``ValidationError``."""
+    from batchinfer.field_paths import field_path
+
     out = []
     for err in exc.errors():  # type: ignore[attr-defined]
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        where = f"{prefix}{loc}" if prefix else loc.lstrip(".")
         msg = err["msg"].removeprefix("Value error, ")
-        out.append((where or prefix, msg))
+        out.append((field_path(err["loc"], prefix=prefix) or prefix, msg))
     return out
 
 
@@ -406,6 +595,9 @@ def build_expectations(specs: list[ExpectationSpec], *, path: str = "checks") ->
     Raises ``ConfigError`` listing every bad spec (all of them, not only the first).
     """
     problems = validate_specs(specs, path=path)
+    if not problems:  # GX has the last word on what the table cannot tell
+        for i, spec in enumerate(specs):
+            problems += _gx_spec_problems(spec, f"{path}[{i}]")
     if problems:
         raise ConfigError("Invalid expectations", problems=problems)
     return [_gx_expectation(spec, index=i) for i, spec in enumerate(specs)]

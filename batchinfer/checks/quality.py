@@ -255,6 +255,11 @@ def _column_of(kwargs: dict) -> str | None:
 
 
 def _failure_message(result: dict, kwargs: dict) -> str:
+    if "unexpected_count" in result and result.get("element_count") is None:
+        # Distinct-value expectations count values, not rows, and GX gives no observed value.
+        values = _distinct(list(result.get("partial_unexpected_list") or []))
+        shown = ", ".join(_short(v) for v in values[:_SAMPLE])
+        return f"{result['unexpected_count']} unexpected value(s)" + (f": {shown}" if shown else "")
     if "unexpected_count" in result and result.get("element_count") is not None:
         msg = f"{result['unexpected_count']} of {result['element_count']} values unexpected"
         if kwargs.get("mostly") is not None:
@@ -382,6 +387,16 @@ def format_outcomes_table(outcomes: Sequence[CheckOutcome], *, max_width: int = 
 def _format_observed(observed: Any) -> str:
     if observed is None:
         return "-"
+    if (
+        isinstance(observed, dict)
+        and "unexpected_count" in observed
+        and observed.get("element_count") is None
+    ):
+        # Distinct-value expectations: no row count, the unexpected values themselves say more.
+        if not observed["unexpected_count"]:
+            return "no unexpected values"
+        sample = observed.get("sample") or []
+        return "unexpected: " + (", ".join(_short(v) for v in sample) or str(observed["unexpected_count"]))
     if isinstance(observed, dict) and "unexpected_count" in observed:
         text = f"{observed['unexpected_count']} of {observed['element_count']}"
         if observed.get("sample"):

@@ -60,7 +60,7 @@ def monitored_columns(plan, schema) -> tuple[list[str], list[str]]:
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t):
             categorical.append(col)
     for o in outputs:
-        if o.mode in ("select", "scalar") and o.arrow_type.startswith("float"):
+        if o.mode in ("select", "scalar", "max") and o.arrow_type.startswith("float"):
             numeric.append(o.column)
         elif o.mode in ("argmax", "scalar"):
             categorical.append(o.column)

@@ -162,7 +162,8 @@ def _mapping(args, model, *, extra_columns=()):
     if args.config:
         if args.columns:
             raise ConfigError(
-                "give --config or --columns, not both", hint="--config takes the mapping from the job"
+                "give --config or --columns, not both",
+                hint="drop --columns: --config takes the mapping from the job",
             )
         return mapping_from_config(
             args.config,
@@ -178,7 +179,7 @@ def _mapping(args, model, *, extra_columns=()):
         if not args.columns:
             raise ConfigError(
                 "--data needs --columns (the float columns stacked into the model input)",
-                hint="e.g. --columns f0,f1,f2, or use --config JOB.yaml for the job's mapping",
+                hint="give e.g. --columns f0,f1,f2, or use --config JOB.yaml for the job's mapping",
             )
         return mapping_from_columns(
             args.data, parse_columns(args.columns), model, extra_columns=extra_columns
@@ -193,12 +194,30 @@ def _check_rows(args) -> None:
         raise ConfigError(f"--rows must be >= 1, got {args.rows}")
 
 
+def _opset_imports(content: bytes) -> dict[str, int]:
+    """Every operator set the model imports, by domain (``ai.onnx`` for the default one)."""
+    import onnx
+
+    proto = onnx.load_model_from_string(content)
+    return {(imp.domain or "ai.onnx"): int(imp.version) for imp in proto.opset_import}
+
+
+def _opset_text(imports: dict[str, int]) -> str:
+    """``17``, ``17 (+ ai.onnx.ml 1)``, or ``ai.onnx.ml 1`` when the default domain is not imported."""
+    main = imports.get("ai.onnx")
+    others = ", ".join(f"{d} {v}" for d, v in sorted(imports.items()) if d != "ai.onnx")
+    if main is None:
+        return others or "-"
+    return f"{main} (+ {others})" if others else str(main)
+
+
 def cmd_inspect(args) -> int:
     from batchinfer.model.artifact import load_model
     from batchinfer.model.card import card_path_for, read_card
 
     art = load_model(args.model)
     info = {**art.summary(), **art.signature.to_dict()}
+    info["opset_imports"] = _opset_imports(art.content)
     card_path = card_path_for(args.model)
     if card_path.exists():
         try:
@@ -226,7 +245,7 @@ def cmd_inspect(args) -> int:
     print(f"model      {art.path}")
     print(f"sha256     {art.sha256}")
     print(f"size       {art.size_bytes:,} bytes")
-    print(f"opset      {info['opset']}   ir_version {info['ir_version']}")
+    print(f"opset      {_opset_text(info['opset_imports'])}   ir_version {info['ir_version']}")
     print(f"producer   {info['producer'] or '-'}")
     for title, specs in (("inputs", art.signature.inputs), ("outputs", art.signature.outputs)):
         print(f"{title}:")

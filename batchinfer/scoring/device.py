@@ -178,7 +178,8 @@ def choose_providers(
         )
     if device == "gpu":
         raise DeviceError(
-            f"runtime.device=gpu but no GPU can be used: {reason}", hint="or set runtime.device: auto"
+            f"runtime.device=gpu but no GPU can be used: {reason}",
+            hint="fix the cause above, or set runtime.device: auto to fall back to CPU",
         )
     return DeviceChoice(
         cpu.providers,

@@ -137,6 +137,10 @@ def _arrow_array(values: np.ndarray, binding: OutputBinding, n: int):
                 pa.string()
             )
         return pa.array(idx)
+    if binding.mode == "max":
+        return pa.array(np.ascontiguousarray(values.max(axis=1)))
+    if binding.mode in ("top_k", "top_k_scores"):
+        return _top_k_array(values, binding, n)
     if binding.mode == "array":
         flat = np.ascontiguousarray(values.reshape(n, -1))
         width = flat.shape[1]
@@ -149,14 +153,43 @@ def _arrow_array(values: np.ndarray, binding: OutputBinding, n: int):
     return pa.array(np.ascontiguousarray(values))
 
 
+def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """[N, k] class indexes of the ``k`` largest values per row, best first (ties: lower index first)."""
+    order = np.argsort(-values, axis=1, kind="stable")
+    return np.ascontiguousarray(order[:, :k])
+
+
+def _top_k_array(values: np.ndarray, binding: OutputBinding, n: int):
+    """``top_k``: the k best labels (class names or indexes); ``top_k_scores``: their values."""
+    import pyarrow as pa
+
+    k = int(binding.k or 1)
+    idx = top_k_indices(values, k)
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    if binding.mode == "top_k_scores":
+        flat = pa.array(np.take_along_axis(values, idx, axis=1).reshape(-1))
+    elif binding.classes:
+        flat = pa.DictionaryArray.from_arrays(
+            pa.array(idx.reshape(-1).astype(np.int32)), pa.array(list(binding.classes))
+        ).cast(pa.string())
+    else:
+        flat = pa.array(idx.reshape(-1).astype(np.int64))
+    return pa.ListArray.from_arrays(offsets, flat)
+
+
 def build_output_batch(batch, spec: ScoringSpec, outputs: list[np.ndarray], schema):
-    """Passthrough columns (unchanged) + one column per mapped model output, in ``schema`` order."""
+    """Passthrough columns (unchanged) + the output columns, in ``schema`` order.
+
+    ``outputs`` are the ONNX outputs in ``spec.output_names`` order (each fetched once, however
+    many columns derive from it).
+    """
     import pyarrow as pa
 
     n = batch.num_rows
+    by_name = dict(zip(spec.output_names, outputs, strict=True))
     columns = [batch.column(c) for c in spec.passthrough]
-    for binding, values in zip(spec.outputs, outputs, strict=False):
-        columns.append(_arrow_array(values, binding, n))
+    for binding in spec.outputs:
+        columns.append(_arrow_array(by_name[binding.name], binding, n))
     arrays = []
     for arr, fld in zip(columns, schema, strict=False):
         if isinstance(arr, pa.ChunkedArray):

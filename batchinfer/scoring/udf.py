@@ -96,7 +96,7 @@ def _maybe_kill_executor() -> None:
 def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_factory=None):
     """The function given to ``mapInArrow``. Everything it closes over is small and picklable."""
     digest = spec.model_sha256
-    output_names = [b.name for b in spec.outputs]
+    output_names = spec.output_names
 
     def score_partition(batches):
         from dataclasses import replace

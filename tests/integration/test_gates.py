@@ -9,6 +9,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from batchinfer.checks.reference import build_reference_profile, reference_overrides
+from batchinfer.cli import _print_checks
 from batchinfer.errors import ConfigError, GateFailedError
 from batchinfer.job import Job
 from tests.support import models
@@ -129,7 +130,7 @@ def test_quarantine_splits_bad_rows_and_enforces_budget(spark, tmp_path):
     assert snapshot(tmp_path / "quarantine") == committed
 
 
-def test_drift_gate_flags_a_planted_shift(spark, tmp_path):
+def test_drift_gate_flags_a_planted_shift(spark, tmp_path, capsys):
     data = write_partitioned(tmp_path / "ev", days=("2026-11-27",), rows_per_file=4000, seed=1)
     write_partitioned(
         tmp_path / "ev",
@@ -149,7 +150,10 @@ def test_drift_gate_flags_a_planted_shift(spark, tmp_path):
     cfg = cfg_with(data, model, tmp_path / "out", drift={"reference": str(profile_path)})
     same = Job.from_config(cfg, overrides=["input.partitions.ds=2026-11-27"]).run(spark=spark)
     assert same.manifest["checks"]["drift"]["drifted"] == []
-    with pytest.raises(GateFailedError, match=r"drift:psi\[f2\]") as info:
+    _print_checks(same.manifest)  # a passing drift-only run: the drift line, no empty table
+    printed = capsys.readouterr().out
+    assert printed.startswith("drift: ") and "(no checks)" not in printed
+    with pytest.raises(GateFailedError, match=r"failed after the drift checks .*drift:psi\[f2\]") as info:
         Job.from_config(cfg, overrides=["input.partitions.ds=2026-11-28"]).run(spark=spark)
     drift = info.value.result.manifest["checks"]["drift"]
     assert drift["drifted"] == ["f2"]

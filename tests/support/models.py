@@ -131,3 +131,29 @@ def future_opset_model(path) -> Path:
     path = Path(path)
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def sklearn_multiclass(path, n_features: int = 4, n_classes: int = 4, seed: int = 3) -> Path:
+    """A scikit-learn multinomial logistic regression exported without ZipMap.
+
+    Outputs ``label`` (int64 [N]) and ``probabilities`` (float32 [N, n_classes]); imports
+    both the default and the ``ai.onnx.ml`` operator sets, as real exports do.
+    """
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(400, n_features)).astype(np.float32)
+    y = (x @ rng.normal(size=(n_features, n_classes))).argmax(axis=1)
+    clf = LogisticRegression(max_iter=500).fit(x, y)
+    onx = convert_sklearn(
+        clf,
+        initial_types=[("input", FloatTensorType([None, n_features]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset=OPSET,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(onx.SerializeToString())
+    return path

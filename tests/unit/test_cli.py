@@ -188,3 +188,24 @@ def test_dry_run_json_with_quiet_spark_console(tmp_path):
         "WARN NativeCodeLoader",
     ):
         assert noise not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose", "quiet"),
+    [
+        (["run", "c.yaml", "-q"], 0, True),
+        (["-q", "run", "c.yaml"], 0, True),
+        (["validate", "c.yaml", "-v"], 1, False),
+        (["-v", "config", "show", "c.yaml", "--verbose"], 1, False),
+        (["model", "inspect", "m.onnx", "-q"], 0, True),
+        (["run", "c.yaml"], 0, False),
+    ],
+)
+def test_global_flags_are_accepted_before_or_after_the_subcommand(argv, verbose, quiet):
+    args = cli.build_parser().parse_args(argv)
+    assert (args.verbose, args.quiet) == (verbose, quiet)
+
+
+def test_flag_after_the_subcommand_is_not_an_unrecognized_argument():
+    proc = _run_cli("validate", "conf/does-not-exist.yaml", "-q")
+    assert "unrecognized arguments" not in proc.stderr and proc.returncode == 2

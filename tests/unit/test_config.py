@@ -138,3 +138,36 @@ def test_env_overlay_layers(tmp_path):
     assert cfg.spark.master == "yarn"
     with pytest.raises(ConfigError, match="overlay .* not found"):
         load_config(tmp_path / "base" / "job.yaml", env="staging")
+
+
+def test_one_pass_reports_field_cross_field_and_expectation_problems_in_one_syntax(tmp_path):
+    """Cross-field and GX-level problems do not wait for the field errors to be fixed."""
+    import re
+
+    p = tmp_path / "bad.yaml"
+    p.write_text(
+        BASE.replace("partition_by: [ds]", "partition_by: [ds, region]")
+        + "runtime: {batch_rows: -1}\n"
+        + "checks:\n"
+        + "  input:\n"
+        + "    - {expect: not_null, column: f0, mostly: 1.5}\n"  # compact-spec error
+        + "    - {expect: between, column: f1}\n"  # GX-level error (no bounds)
+        + "    - {expect: expect_column_mean_to_be_between, column: f2, severity: high, min_value: 0,"
+        + " strict_mn: true}\n"  # both in one spec
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    problems = dict(info.value.problems)
+    assert set(problems) == {
+        "runtime.batch_rows",
+        "output.partition_by",
+        "checks.input[0].mostly",
+        "checks.input[1]",
+        "checks.input[2].severity",
+        "checks.input[2].strict_mn",
+    }
+    assert problems["checks.input[2].strict_mn"].endswith("extra fields not permitted")
+    assert "['region'] are not output columns" in problems["output.partition_by"]
+    assert problems["checks.input[1]"] == "between: min_value and max_value cannot both be None"
+    for path in problems:  # one syntax: dotted names, [i] for list items
+        assert re.fullmatch(r"[a-z_]+(\.[a-z_]+|\[\d+\])*", path), path
