@@ -78,6 +78,21 @@ def register(subparsers) -> None:
     q.add_argument("--out", required=True, metavar="OUT.onnx", help="where the converted model goes")
     q.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     q.add_argument("--card", metavar="PATH", help="model card path (default: OUT.onnx.card.json)")
+    q.add_argument(
+        "--target-cpu",
+        choices=["auto", "avx2", "avx512-vnni", "arm64"],
+        default="auto",
+        help="int8 recipe for the executors' CPU: avx2 (x86 without VNNI) keeps weights to 7 bits so "
+        "int16 pair sums cannot saturate; auto: this machine's CPU (default). See docs/quantization.md",
+    )
+    q.add_argument(
+        "--reduce-range",
+        dest="reduce_range",
+        action="store_true",
+        default=None,
+        help="7-bit int8 weights (default: on for --target-cpu avx2)",
+    )
+    q.add_argument("--no-reduce-range", dest="reduce_range", action="store_false")
     s = q.add_argument_group("static int8")
     s.add_argument(
         "--calibration",
@@ -270,6 +285,8 @@ def cmd_quantize(args) -> int:
         calibration_rows=args.rows,
         calibration_batch_rows=args.calibration_batch_rows,
         seed=0 if args.seed is None else args.seed,
+        target_cpu=args.target_cpu,
+        reduce_range=args.reduce_range,
     )
     reference = load_model(args.model)
     mapping = _mapping(args, reference) if args.method == "static-int8" else None

@@ -13,6 +13,7 @@ import pytest
 from batchinfer.cli import main
 from batchinfer.model.artifact import load_model
 from batchinfer.model.card import read_card
+from tests.support import budget
 from tests.support.data import write_partitioned
 from tests.unit.test_quantize import tiny_mlp, with_label
 
@@ -85,31 +86,13 @@ def test_quantize_then_verify_writes_a_verified_card(assets, tmp_path, capsys):
     assert {"onnx", "onnxruntime", "batchinfer"} <= set(card["tools"])
     capsys.readouterr()
 
+    data_args = ["--data", str(data), "--columns", COLS, "--label", "y", "--rows", "1000"]
+    # The default budget's decision (either way, on this CPU) must agree with its own figures.
+    measured = budget.measure(capsys, out, model, data_args)
+    assert read_card(f"{out}.card.json")["verification"] is None  # --no-card left the card alone
     rc = main(
-        [
-            "model",
-            "verify",
-            str(out),
-            "--reference",
-            str(model),
-            "--data",
-            str(data),
-            "--columns",
-            COLS,
-            "--label",
-            "y",
-            "--rows",
-            "1000",
-            "--repeats",
-            "1",
-            "--json",
-            "--min-label-agreement",
-            "0.9",
-            "--max-metric-change",
-            "0.05",
-            "--max-mean-abs-diff",
-            "0.05",
-        ]
+        ["model", "verify", str(out), "--reference", str(model), *data_args, "--repeats", "1", "--json"]
+        + budget.budget_args(measured)  # a budget around what this machine measured
     )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
@@ -120,7 +103,17 @@ def test_quantize_then_verify_writes_a_verified_card(assets, tmp_path, capsys):
     assert report["figures"]["throughput"]["ratio"] > 0
     card = read_card(f"{out}.card.json")
     assert card["verification"]["passed"] is True and card["method"] == "static-int8"
-    assert card["verification"]["budget"]["min_label_agreement"] == 0.9
+    assert card["verification"]["budget"] == report["budget"]
+    budget.assert_decision_consistent(report)
+
+
+def test_verify_refuses_a_broken_model_on_any_cpu(assets, tmp_path, capsys):
+    """Another model with the same signature (weights of another seed) is refused by the defaults."""
+    _, data, model = assets
+    broken = tiny_mlp(tmp_path / "broken.onnx", seed=7)
+    report = budget.measure(capsys, broken, model, ["--data", str(data), "--columns", COLS, "--rows", "800"])
+    assert report["passed"] is False
+    assert any("label agreement" in f for f in report["failures"])
 
 
 def test_verify_over_budget_exits_5_and_records_the_failure(assets, tmp_path, capsys):
