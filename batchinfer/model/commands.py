@@ -161,7 +161,25 @@ def register(subparsers) -> None:
     b.add_argument(
         "--max-metric-change", type=float, default=0.005, help="|Δ accuracy|, |Δ ROC AUC|; default 0.005"
     )
-    b.add_argument("--max-mean-abs-diff", type=float, default=0.01, help="per float output; default 0.01")
+    b.add_argument(
+        "--max-row-abs-diff",
+        type=float,
+        default=0.01,
+        help="mean over rows of each row's largest |diff|, per float output; default 0.01",
+    )
+    b.add_argument(
+        "--max-top-class-abs-diff",
+        type=float,
+        default=0.01,
+        help="mean |diff| of the probability of the reference's predicted class; default 0.01",
+    )
+    b.add_argument(
+        "--max-mean-abs-diff",
+        dest="max_row_abs_diff",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="old name of --max-row-abs-diff (a mean over all classes hid broken many-class models)",
+    )
     _add_mapping_args(v, rows_default=20_000, rows_help="rows sampled for the comparison (default 20000)")
     v.set_defaults(handler=cmd_verify)
 
@@ -343,7 +361,8 @@ def cmd_verify(args) -> int:
     budget = VerificationBudget(
         min_label_agreement=args.min_label_agreement,
         max_metric_change=args.max_metric_change,
-        max_mean_abs_diff=args.max_mean_abs_diff,
+        max_row_abs_diff=args.max_row_abs_diff,
+        max_top_class_abs_diff=args.max_top_class_abs_diff,
     )
     reference = load_model(args.reference)
     candidate = load_model(args.candidate)

@@ -62,7 +62,7 @@ def test_job_scores_the_model_of_a_verified_card(spark, workspace, tmp_path, cap
 
 def test_job_refuses_a_card_with_a_failed_verification(workspace, tmp_path, capsys):
     root, data, reference = workspace
-    _, card, rc = _quantize_and_verify(root, data, reference, "failed", capsys, "--max-mean-abs-diff", "0")
+    _, card, rc = _quantize_and_verify(root, data, reference, "failed", capsys, "--max-row-abs-diff", "0")
     assert rc == 5
     with pytest.raises(ModelError, match="records a failed verification"):
         Job.from_config(_card_config(data, card, tmp_path / "scores")).plan()

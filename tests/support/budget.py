@@ -51,9 +51,12 @@ def budget_args(report: dict) -> list[str]:
     f = report["figures"]
     agreement = f.get("label_agreement")
     worst_change = max([abs(p["change"]) for p in f.get("metrics", {}).values()] or [0.0])
-    worst_mean = max([s["mean_abs_diff"] for s in f["outputs"].values() if "mean_abs_diff" in s] or [0.0])
+    floats = [s for s in f["outputs"].values() if "row_abs_diff" in s]
+    worst_row = max([s["row_abs_diff"] for s in floats] or [0.0])
+    worst_top = max([s["top_class_abs_diff"] for s in floats] or [0.0])
     args = ["--max-metric-change", f"{2 * worst_change + 1e-6:.6f}"]
-    args += ["--max-mean-abs-diff", f"{2 * worst_mean + 1e-6:.6f}"]
+    args += ["--max-row-abs-diff", f"{2 * worst_row + 1e-6:.6f}"]
+    args += ["--max-top-class-abs-diff", f"{2 * worst_top + 1e-6:.6f}"]
     if agreement is not None:
         args += ["--min-label-agreement", f"{max(0.0, 1 - 2 * (1 - agreement) - 1e-6):.6f}"]
     return args

@@ -135,13 +135,17 @@ def test_verify_over_budget_exits_5_and_records_the_failure(assets, tmp_path, ca
             "500",
             "--repeats",
             "1",
-            "--max-mean-abs-diff",
+            "--max-row-abs-diff",
             "0",
         ]
     )
     captured = capsys.readouterr()
     assert rc == 5
-    assert "FAILED" in captured.out and "mean |diff|" in captured.err and "fix:" in captured.err
+    assert (
+        "FAILED" in captured.out
+        and "mean of each row's largest |diff|" in captured.err
+        and "fix:" in captured.err
+    )
     card = read_card(f"{out}.card.json")
     assert card["verification"]["passed"] is False and card["method"] == "dynamic-int8"
 
@@ -225,3 +229,16 @@ def test_help_is_light_and_no_cli_path_loads_pickles():
     for path in src.rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"\b(pickle|joblib|cloudpickle)\.loads?\(", text), path
+
+
+def test_cards_are_written_with_the_umask_not_0600(tmp_path):
+    import os
+
+    from batchinfer.model.card import write_card
+
+    old = os.umask(0o022)
+    try:
+        path = write_card({"model": {"sha256": "ab"}}, tmp_path / "m.onnx.card.json")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
