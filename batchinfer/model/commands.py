@@ -156,6 +156,16 @@ def register(subparsers) -> None:
     v.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the throughput figure")
     v.add_argument("--repeats", type=int, default=5, help="timed passes per model (best is kept)")
     v.add_argument("--json", action="store_true", help="print the verification as JSON")
+    v.add_argument(
+        "--canary",
+        choices=["real", "synthetic"],
+        default="real",
+        help="rows of the card's canary batch, which every worker re-scores before scoring: real "
+        "sampled rows (default) or, for sensitive data, synthetic rows drawn from each column's quantiles",
+    )
+    v.add_argument(
+        "--canary-rows", type=int, default=256, help="rows in the canary batch (default 256; 0: none)"
+    )
     b = v.add_argument_group("budget (the gate)")
     b.add_argument("--min-label-agreement", type=float, default=0.995, help="default 0.995")
     b.add_argument(
@@ -358,6 +368,8 @@ def cmd_verify(args) -> int:
     _check_rows(args)
     if args.threads < 1 or args.repeats < 1 or (args.batch_rows is not None and args.batch_rows < 1):
         raise ConfigError("--threads, --repeats and --batch-rows must be >= 1")
+    if args.canary_rows < 0:
+        raise ConfigError(f"--canary-rows must be >= 0, got {args.canary_rows}", hint="0 stores no canary")
     budget = VerificationBudget(
         min_label_agreement=args.min_label_agreement,
         max_metric_change=args.max_metric_change,
@@ -385,6 +397,8 @@ def cmd_verify(args) -> int:
         repeats=args.repeats,
         seed=1 if args.seed is None else args.seed,
         budget=budget,
+        canary_rows=args.canary_rows,
+        canary_source=args.canary,
     )
     verification = report.to_dict()
     verification["candidate_sha256"] = candidate.sha256
@@ -394,6 +408,7 @@ def cmd_verify(args) -> int:
         card_path = Path(args.card) if args.card else card_path_for(args.candidate)
         card, notes = card_for_verification(card_path, candidate, reference)
         card["verification"] = verification
+        card["canary"] = report.canary
         card.setdefault("notes", []).extend(notes)
         write_card(card, card_path)
     if args.json:

@@ -264,6 +264,9 @@ class VerificationReport:
     failures: list[str]
     data: dict = field(default_factory=dict)
     verified_at: str = ""
+    hardware: dict = field(default_factory=dict)  # where it was verified (scoring/hardware.py)
+    batch_dependence: dict = field(default_factory=dict)
+    canary: dict | None = None  # stored in the card, not in the verification record
 
     @property
     def passed(self) -> bool:
@@ -277,6 +280,8 @@ class VerificationReport:
             "figures": self.figures,
             "data": self.data,
             "verified_at": self.verified_at,
+            "hardware": self.hardware,
+            "batch_dependence": self.batch_dependence,
         }
 
 
@@ -327,12 +332,16 @@ def verify_models(
     repeats: int = 5,
     seed: int = 1,
     budget: VerificationBudget | None = None,
+    canary_rows: int = 256,
+    canary_source: str = "real",
 ) -> VerificationReport:
     """Score a sample of real rows with both models (``ModelArtifact``s) and check the budget.
 
     ``mapping`` is a :class:`batchinfer.model.calibration.DataMapping` bound to the reference.
     Rows are scored in slices of ``batch_rows`` (the job's ``runtime.batch_rows``), as the job
-    scores them: dynamic int8 results depend on the batch.
+    scores them: dynamic int8 results depend on the batch, so the candidate is also scored in a
+    second slicing and the difference recorded (``batch_dependence``). ``canary_rows`` rows of
+    the sample (or synthetic rows, ``canary_source="synthetic"``) become the card's canary batch.
     """
     from batchinfer.model.calibration import feeds_from_table
     from batchinfer.model.card import utc_now
@@ -377,6 +386,28 @@ def verify_models(
         "repeats": repeats,
     }
     failures = check_budget(figures, budget)
+    dependence = measure_batch_dependence(cand_session, table, cand_mapping.spec, batch_rows, cand_out)
+    from batchinfer.scoring.hardware import hardware_record
+
+    hardware = hardware_record(list(cand_session.get_providers()))
+    canary = None
+    if canary_rows > 0:
+        from batchinfer.model.canary import build_canary, synthetic_feeds
+
+        k = min(canary_rows, n)
+        feeds = next(feeds_from_table(table.slice(0, k), mapping.spec, k))  # one batch of k rows
+        if canary_source == "synthetic":
+            pool = next(feeds_from_table(table, mapping.spec, n))
+            feeds = synthetic_feeds(pool, canary_rows, seed=seed)
+        canary = build_canary(
+            feeds,
+            ref_session,
+            cand_session,
+            budget,
+            source=canary_source,
+            hardware=hardware,
+            label_output=label_output,
+        )
     data = {
         "source": mapping.source,
         "path": mapping.selection.root.uri,
@@ -384,7 +415,45 @@ def verify_models(
         "label_column": label_column,
         "seed": seed,
     }
-    return VerificationReport(figures, budget, failures, data, utc_now())
+    return VerificationReport(figures, budget, failures, data, utc_now(), hardware, dependence, canary)
+
+
+# Scores that move by more than this between two slicings of the same rows are batch-dependent.
+BATCH_INVARIANCE_TOLERANCE = 1e-6
+
+
+def measure_batch_dependence(session, table, spec, batch_rows: int, scored: dict) -> dict:
+    """Score the same rows in a second slicing and compare with ``scored`` (cut at ``batch_rows``).
+
+    Dynamic int8 computes activation scales per batch, so a row's score depends on its batch
+    neighbours; fp32 and static int8 do not. The second size is ~7/9 of the first, so no batch
+    boundary coincides except the first.
+    """
+    from batchinfer.model.calibration import feeds_from_table
+
+    n = table.num_rows
+    first = min(batch_rows, n)
+    other = max(1, first * 7 // 9)
+    if other == first:
+        other = max(1, first - 1)
+    again = _run_all(session, list(feeds_from_table(table, spec, other)))
+    worst, flipped = 0.0, None
+    for name, ref in scored.items():
+        if ref.dtype.kind == "f":
+            d = np.abs(ref.astype(np.float64) - again[name].astype(np.float64))
+            worst = max(worst, float(d.max()) if d.size else 0.0)
+    name, a = predicted_labels(scored)
+    if name is not None:
+        _, b = predicted_labels(again)
+        flipped = 1.0 - label_agreement(a, b)
+    return {
+        "batch_rows": [first, other],
+        "max_abs_diff": worst,
+        "label_flip_rate": flipped,
+        "tolerance": BATCH_INVARIANCE_TOLERANCE,
+        "dependent": worst > BATCH_INVARIANCE_TOLERANCE,
+        "verified_batch_rows": batch_rows,
+    }
 
 
 def format_report(report: VerificationReport, candidate_path: str, reference_path: str) -> str:
@@ -422,6 +491,22 @@ def format_report(report: VerificationReport, candidate_path: str, reference_pat
         f"{b.max_metric_change}, row max |diff| <= {b.max_row_abs_diff}, top value |diff| <= "
         f"{b.max_top_class_abs_diff}"
     )
+    dep = report.batch_dependence
+    if dep:
+        state = "batch-DEPENDENT" if dep["dependent"] else "batch-invariant"
+        flips = "" if dep["label_flip_rate"] is None else f", {dep['label_flip_rate']:.3%} labels flip"
+        lines.append(
+            f"  batching          {state}: max |diff| {dep['max_abs_diff']:.3g} between batches of "
+            f"{dep['batch_rows'][0]:,} and {dep['batch_rows'][1]:,} rows{flips}"
+        )
+    if report.hardware:
+        from batchinfer.scoring.hardware import describe
+
+        lines.append(f"  verified on       {describe(report.hardware)}")
+    if report.canary:
+        lines.append(
+            f"  canary            {report.canary['rows']} {report.canary['source']} rows stored in the card"
+        )
     if report.passed:
         lines.append("  PASSED")
     else:

@@ -242,3 +242,19 @@ def test_cards_are_written_with_the_umask_not_0600(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_verify_canary_options(assets, tmp_path, capsys):
+    _, data, model = assets
+    args = ["model", "verify", str(model), "--reference", str(model), "--data", str(data), "--columns", COLS]
+    args += ["--rows", "400", "--repeats", "1"]
+    card = tmp_path / "fp32.card.json"
+    assert main([*args, "--card", str(card), "--canary", "synthetic", "--canary-rows", "50"]) == 0
+    doc = read_card(card)
+    assert doc["canary"]["source"] == "synthetic" and doc["canary"]["rows"] == 50
+    assert doc["verification"]["batch_dependence"]["dependent"] is False  # fp32
+    assert main([*args, "--card", str(card), "--canary-rows", "0"]) == 0
+    assert read_card(card)["canary"] is None
+    capsys.readouterr()
+    assert main([*args, "--canary-rows", "-1"]) == 2
+    assert "--canary-rows must be >= 0, got -1" in capsys.readouterr().err
