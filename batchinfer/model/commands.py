@@ -164,6 +164,12 @@ def register(subparsers) -> None:
         "sampled rows (default) or, for sensitive data, synthetic rows drawn from each column's quantiles",
     )
     v.add_argument(
+        "--all-targets",
+        action="store_true",
+        help="also score the candidate as AVX2-only x86 and VNNI/ARM CPUs would (emulated here) and "
+        "gate each; says which targets (GPU, dynamic int8) cannot be emulated",
+    )
+    v.add_argument(
         "--canary-rows", type=int, default=256, help="rows in the canary batch (default 256; 0: none)"
     )
     b = v.add_argument_group("budget (the gate)")
@@ -399,6 +405,7 @@ def cmd_verify(args) -> int:
         budget=budget,
         canary_rows=args.canary_rows,
         canary_source=args.canary,
+        all_targets=args.all_targets,
     )
     verification = report.to_dict()
     verification["candidate_sha256"] = candidate.sha256

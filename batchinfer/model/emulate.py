@@ -99,3 +99,139 @@ def saturation_risk(model_or_bytes) -> dict:
         )
     at_risk = sum(x["columns_at_risk"] for x in layers)
     return {"layers": layers, "columns_at_risk": at_risk, "possible": at_risk > 0}
+
+
+def _attr(node, name, default):
+    for a in node.attribute:
+        if a.name == name:
+            return a.i if a.type == a.INT else a.f
+    return default
+
+
+def avx2_model(content: bytes) -> tuple[bytes, list[str]]:
+    """A copy of a QDQ model whose quantized MatMul/Gemm compute as the AVX2 U8S8 kernel does.
+
+    Each layer becomes: raw uint8 activations × int8 weights, summed in pairs of consecutive k
+    and clipped to int16, the pairs summed, the activation zero point's share removed, then
+    scaled back to float. Run it with :func:`exact_session`. Returns (model bytes, emulated
+    layer names). Layers it cannot rewrite (int8 activations, non-zero weight zero points,
+    Gemm with alpha/beta/transA) are left exact.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_model_from_string(content)
+    inits = _initializers(model)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    new_nodes, new_inits, emulated = [], [], []
+    for node in model.graph.node:
+        rewritten = None
+        if node.op_type in ("MatMul", "Gemm"):
+            rewritten = _rewrite_layer(node, producers, inits, helper, numpy_helper)
+        if rewritten is None:
+            new_nodes.append(node)
+            continue
+        nodes, tensors = rewritten
+        new_nodes.extend(nodes)
+        new_inits.extend(tensors)
+        emulated.append(node.name)
+    del model.graph.node[:]
+    model.graph.node.extend(new_nodes)
+    model.graph.initializer.extend(new_inits)
+    return model.SerializeToString(), emulated
+
+
+def _rewrite_layer(node, producers, inits, helper, numpy_helper):
+    a, b = (producers.get(node.input[i]) for i in (0, 1))
+    if a is None or b is None or a.op_type != "DequantizeLinear" or b.op_type != "DequantizeLinear":
+        return None
+    if node.op_type == "Gemm" and (
+        _attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0 or _attr(node, "transA", 0)
+    ):
+        return None
+    w = inits.get(b.input[0])
+    zx = inits.get(a.input[2]) if len(a.input) > 2 else None
+    sx = inits.get(a.input[1])
+    sw = inits.get(b.input[1])
+    zw = inits.get(b.input[2]) if len(b.input) > 2 else None
+    if w is None or w.ndim != 2 or sx is None or sw is None or sx.size != 1:
+        return None
+    if zx is None or zx.dtype != np.uint8 or (zw is not None and np.any(zw != 0)):
+        return None
+    if node.op_type == "Gemm" and _attr(node, "transB", 0):
+        w = w.T
+    k, m = w.shape
+    wi = w.astype(np.int64)
+    if k % 2:
+        wi = np.vstack([wi, np.zeros((1, m), np.int64)])
+    pairs = wi.reshape(-1, 2, m).astype(np.float32)  # [K/2, 2, M]
+    scale = (float(sx) * sw.astype(np.float64).reshape(-1)).astype(np.float32)  # [M] or [1]
+    offset = (float(zx) * wi.sum(axis=0)).astype(np.float32)  # zero point's share, per column
+    p = f"{node.name}__avx2"
+    tensors = [
+        numpy_helper.from_array(pairs, f"{p}_w"),
+        numpy_helper.from_array(np.array([0, -1, 2], np.int64), f"{p}_shape"),
+        numpy_helper.from_array(np.array(INT16_MIN, np.float32), f"{p}_lo"),
+        numpy_helper.from_array(np.array(INT16_MAX, np.float32), f"{p}_hi"),
+        numpy_helper.from_array(np.array([1], np.int64), f"{p}_axis"),
+        numpy_helper.from_array(offset, f"{p}_offset"),
+        numpy_helper.from_array(scale, f"{p}_scale"),
+    ]
+    xq = a.input[0]
+    x = xq
+    nodes = [helper.make_node("Cast", [x], [f"{p}_xf"], to=1, name=f"{p}_cast")]
+    src = f"{p}_xf"
+    if k % 2:
+        tensors.append(numpy_helper.from_array(np.array([0, 0, 0, 1], np.int64), f"{p}_pad"))
+        nodes.append(helper.make_node("Pad", [src, f"{p}_pad"], [f"{p}_xp"], name=f"{p}_padk"))
+        src = f"{p}_xp"
+    out = node.output[0]
+    nodes += [
+        helper.make_node("Reshape", [src, f"{p}_shape"], [f"{p}_x3"], name=f"{p}_reshape"),
+        helper.make_node(
+            "Einsum", [f"{p}_x3", f"{p}_w"], [f"{p}_pairs"], equation="nkt,ktm->nkm", name=f"{p}_pairsum"
+        ),
+        helper.make_node("Clip", [f"{p}_pairs", f"{p}_lo", f"{p}_hi"], [f"{p}_sat"], name=f"{p}_int16"),
+        helper.make_node("ReduceSum", [f"{p}_sat", f"{p}_axis"], [f"{p}_acc"], keepdims=0, name=f"{p}_int32"),
+        helper.make_node("Sub", [f"{p}_acc", f"{p}_offset"], [f"{p}_centered"], name=f"{p}_zp"),
+    ]
+    if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]:
+        nodes.append(helper.make_node("Mul", [f"{p}_centered", f"{p}_scale"], [f"{p}_mm"], name=f"{p}_dq"))
+        nodes.append(helper.make_node("Add", [f"{p}_mm", node.input[2]], [out], name=f"{p}_bias"))
+    else:
+        nodes.append(helper.make_node("Mul", [f"{p}_centered", f"{p}_scale"], [out], name=f"{p}_dq"))
+    return nodes, tensors
+
+
+# Where each target's answers come from in `verify --all-targets`.
+TARGET_EMULATION = {
+    "avx512-vnni": "exact int32 arithmetic (Q/DQ as written; VNNI/AMX sum products exactly)",
+    "arm64": "exact int32 arithmetic (Q/DQ as written; the ARM dot product sums exactly)",
+    "avx2": "uint8×int8 pairs clipped to int16 (vpmaddubsw), as MLAS's AVX2 U8S8 kernel",
+}
+NOT_EMULATED = {
+    "gpu": "CUDA/TensorRT kernels cannot be run or emulated on a CPU: verify on a GPU executor",
+    "dynamic-int8": "MatMulInteger runs the host's own integer kernel even with optimizations off: "
+    "only the saturation bound (saturation_risk) applies to other CPUs",
+}
+
+
+def target_sessions(content: bytes, threads: int = 1) -> tuple[dict, dict]:
+    """({target: session}, {target or topic: why not emulated}) for ``verify --all-targets``."""
+    import onnx
+
+    proto = onnx.load_model_from_string(content)
+    ops = {n.op_type for n in proto.graph.node}
+    skipped = {"gpu": NOT_EMULATED["gpu"]}
+    if "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops:
+        skipped["avx2"] = skipped["avx512-vnni"] = skipped["arm64"] = NOT_EMULATED["dynamic-int8"]
+        return {}, skipped
+    if not quantized_layers(proto):
+        skipped["int8"] = "no quantized MatMul/Gemm: float kernels, the same on every CPU up to rounding"
+    sessions = {"avx512-vnni": exact_session(content, threads), "arm64": None, "avx2": None}
+    sessions["arm64"] = sessions["avx512-vnni"]
+    emulated, layers = avx2_model(content)
+    sessions["avx2"] = exact_session(emulated, threads)
+    if not layers and quantized_layers(proto):
+        skipped["avx2"] = "no layer matched the U8S8 pattern: run exact"
+    return sessions, skipped

@@ -334,6 +334,7 @@ def verify_models(
     budget: VerificationBudget | None = None,
     canary_rows: int = 256,
     canary_source: str = "real",
+    all_targets: bool = False,
 ) -> VerificationReport:
     """Score a sample of real rows with both models (``ModelArtifact``s) and check the budget.
 
@@ -386,6 +387,12 @@ def verify_models(
         "repeats": repeats,
     }
     failures = check_budget(figures, budget)
+    if all_targets:
+        figures["targets"] = verify_targets(
+            candidate.content, ref_out, cand_feeds, budget, label_output, threads
+        )
+        for target, entry in figures["targets"].items():
+            failures.extend(f"on {target} (emulated): {f}" for f in entry.get("failures", []))
     dependence = measure_batch_dependence(cand_session, table, cand_mapping.spec, batch_rows, cand_out)
     from batchinfer.scoring.hardware import hardware_record
 
@@ -416,6 +423,41 @@ def verify_models(
         "seed": seed,
     }
     return VerificationReport(figures, budget, failures, data, utc_now(), hardware, dependence, canary)
+
+
+def verify_targets(
+    content: bytes, ref_out: dict, feeds_list: list[dict], budget, label_output, threads
+) -> dict:
+    """The candidate as other CPUs would score it (batchinfer.model.emulate), against the budget.
+
+    Every target gets an entry: figures, failures and how it was emulated, or why it was not.
+    """
+    from batchinfer.model.emulate import TARGET_EMULATION, target_sessions
+
+    sessions, skipped = target_sessions(content, threads)
+    out: dict = {}
+    for target, session in sessions.items():
+        if target in skipped:
+            continue
+        # The AVX2 emulation holds a [rows, K/2, M] tensor: score in slices of 256 rows.
+        small = [
+            {k: v[i : i + 256] for k, v in feeds.items()}
+            for feeds in feeds_list
+            for i in range(0, len(next(iter(feeds.values()))), 256)
+        ]
+        got = _run_all(session, small)
+        f = compare_outputs(ref_out, got, label_output=label_output)
+        entry = {
+            "emulation": TARGET_EMULATION[target],
+            "label_agreement": f["label_agreement"],
+            "outputs": f["outputs"],
+        }
+        entry["failures"] = check_budget({**f, "metrics": {}}, budget)
+        entry["passed"] = not entry["failures"]
+        out[target] = entry
+    for target, why in skipped.items():
+        out.setdefault(target, {"emulation": None, "not_emulated": why})
+    return out
 
 
 # Scores that move by more than this between two slicings of the same rows are batch-dependent.
@@ -491,6 +533,18 @@ def format_report(report: VerificationReport, candidate_path: str, reference_pat
         f"{b.max_metric_change}, row max |diff| <= {b.max_row_abs_diff}, top value |diff| <= "
         f"{b.max_top_class_abs_diff}"
     )
+    for target, entry in f.get("targets", {}).items():
+        if entry.get("emulation") is None:
+            lines.append(f"  {target:<17} not emulated: {entry['not_emulated']}")
+            continue
+        rows = [s for s in entry["outputs"].values() if "row_abs_diff" in s]
+        worst = max([s["row_abs_diff"] for s in rows] or [0.0])
+        agreement = entry["label_agreement"]
+        lines.append(
+            f"  {target:<17} {'ok' if entry['passed'] else 'OVER BUDGET'}: label agreement "
+            + ("-" if agreement is None else f"{agreement:.4%}")
+            + f", row max |diff| {worst:.6f}  (emulated: {entry['emulation']})"
+        )
     dep = report.batch_dependence
     if dep:
         state = "batch-DEPENDENT" if dep["dependent"] else "batch-invariant"

@@ -258,3 +258,44 @@ def test_verify_canary_options(assets, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--canary-rows", "-1"]) == 2
     assert "--canary-rows must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_verify_all_targets_emulates_avx2_saturation(assets, tmp_path, capsys):
+    """A full-range (VNNI) static int8 model fails the AVX2 emulation; the avx2 recipe passes it.
+
+    The emulations are float arithmetic, the same on every CPU, so their figures may meet a
+    fixed budget (labels of this tiny model sit near 0.5: agreement is gated at 90 %).
+    """
+    _, data, model = assets
+    data_args = ["--data", str(data), "--columns", COLS]
+    reports = {}
+    for target in ("avx512-vnni", "avx2"):
+        out = tmp_path / f"{target}.onnx"
+        quantize = ["model", "quantize", str(model), "--method", "static-int8", "--out", str(out)]
+        quantize += [*data_args, "--rows", "800", "--calibration-batch-rows", "200", "--target-cpu", target]
+        assert main(quantize) == 0
+        capsys.readouterr()
+        main(
+            ["model", "verify", str(out), "--reference", str(model), *data_args, "--rows", "1000"]
+            + ["--repeats", "1", "--json", "--no-card", "--all-targets", "--min-label-agreement", "0.9"]
+        )
+        reports[target] = json.loads(capsys.readouterr().out)
+    vnni, avx2 = reports["avx512-vnni"]["figures"]["targets"], reports["avx2"]["figures"]["targets"]
+    assert vnni["avx2"]["passed"] is False and "int16" in vnni["avx2"]["emulation"]
+    assert any(f.startswith("on avx2 (emulated): ") for f in reports["avx512-vnni"]["failures"])
+    assert vnni["avx512-vnni"]["passed"] is True and vnni["arm64"]["passed"] is True
+    assert all(avx2[t]["passed"] for t in ("avx2", "avx512-vnni", "arm64"))
+    assert "cannot be run or emulated" in avx2["gpu"]["not_emulated"]
+    row = lambda t: t["outputs"]["probabilities"]["row_abs_diff"]  # noqa: E731
+    assert row(vnni["avx2"]) > 5 * row(vnni["avx512-vnni"])  # saturation, not rounding
+    budget.assert_decision_consistent(reports["avx2"])
+
+    dyn = tmp_path / "dyn.onnx"
+    assert main(["model", "quantize", str(model), "--method", "dynamic-int8", "--out", str(dyn)]) == 0
+    capsys.readouterr()
+    main(
+        ["model", "verify", str(dyn), "--reference", str(model), *data_args, "--rows", "300"]
+        + ["--repeats", "1", "--json", "--no-card", "--all-targets"]
+    )
+    targets = json.loads(capsys.readouterr().out)["figures"]["targets"]
+    assert "MatMulInteger" in targets["avx2"]["not_emulated"]
