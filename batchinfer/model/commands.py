@@ -120,6 +120,20 @@ def register(subparsers) -> None:
         "0 otherwise)",
     )
     s.add_argument(
+        "--keep-float-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the first N weight layers in float (they see raw features; default 0)",
+    )
+    s.add_argument(
+        "--quantize-ops",
+        choices=["layers", "all"],
+        default="layers",
+        help="layers (default): only MatMul/Gemm/Conv and their ReLU get Q/DQ, outputs stay float; "
+        "all: every op onnxruntime can quantize (rounds probabilities to 1/255)",
+    )
+    s.add_argument(
         "--exclude-nodes", default="", metavar="A,B", help="node names to keep in float (see inspect --nodes)"
     )
     s.add_argument("--activation-type", choices=["uint8", "int8"], default="uint8")
@@ -313,6 +327,8 @@ def cmd_quantize(args) -> int:
         percentile=args.percentile,
         per_channel=args.per_channel,
         keep_float_last=args.keep_float_last,
+        keep_float_first=args.keep_float_first,
+        quantize_ops=args.quantize_ops,
         exclude_nodes=exclude,
         activation_type=args.activation_type,
         preprocess=args.preprocess,

@@ -45,6 +45,9 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 TARGET_CPUS = ("auto", "avx2", "avx512-vnni", "arm64")
 # Ops whose weights make up a "layer"; the last ones may be kept in float.
 LAYER_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+# Quantized with the layers: onnxruntime then drops a ReLU after a quantized layer and gives the
+# layer's output the ReLU's range [0, max] (without it, uint8 levels go to values ReLU drops).
+LAYER_ACTIVATIONS = ("Relu", "Clip")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class QuantizeOptions:
     percentile: float = 99.999
     per_channel: bool | None = None  # None: the method's default
     keep_float_last: int | None = None  # the last N layers (MatMul/Gemm/Conv) stay float
+    keep_float_first: int = 0  # the first N layers stay float (raw features: the coarsest int8 step)
     exclude_nodes: tuple[str, ...] = ()
     activation_type: str = "uint8"  # static int8 activations: uint8 (x86 U8S8 kernels) or int8
     preprocess: bool = True
@@ -64,6 +68,10 @@ class QuantizeOptions:
     seed: int = 0
     target_cpu: str = "auto"  # auto: the CPU running the quantization (see resolve_target_cpu)
     reduce_range: bool | None = None  # None: the target's default (7-bit weights for avx2)
+    # Op types that get Q/DQ (static int8). "layers": only weight layers (MatMul/Gemm/Conv), so
+    # activations and outputs (Sigmoid, Softmax, Concat, the probabilities) stay float;
+    # "all": every op onnxruntime can quantize (it then rounds the probabilities to 1/255).
+    quantize_ops: str = "layers"
 
     def __post_init__(self) -> None:
         problems = []
@@ -77,8 +85,12 @@ class QuantizeOptions:
             problems.append(("--percentile", f"must be in (0, 100], got {self.percentile}"))
         if self.keep_float_last is not None and self.keep_float_last < 0:
             problems.append(("--keep-float-last", f"must be >= 0, got {self.keep_float_last}"))
+        if self.keep_float_first < 0:
+            problems.append(("--keep-float-first", f"must be >= 0, got {self.keep_float_first}"))
         if self.activation_type not in ("uint8", "int8"):
             problems.append(("--activation-type", f"must be uint8 or int8, got {self.activation_type!r}"))
+        if self.quantize_ops not in ("layers", "all"):
+            problems.append(("--quantize-ops", f"must be layers or all, got {self.quantize_ops!r}"))
         if self.target_cpu not in TARGET_CPUS:
             problems.append(("--target-cpu", f"must be one of {list(TARGET_CPUS)}, got {self.target_cpu!r}"))
         if self.calibration_rows < 1 or self.calibration_batch_rows < 1:
@@ -121,6 +133,7 @@ class QuantizeOptions:
             "reduce_range": o.reduce_range,
             "per_channel": o.per_channel,
             "keep_float_last": o.keep_float_last,
+            "keep_float_first": o.keep_float_first,
             "exclude_nodes": list(o.exclude_nodes),
             "preprocess": o.preprocess,
         }
@@ -128,6 +141,7 @@ class QuantizeOptions:
             params.update(
                 {
                     "format": "QDQ",
+                    "quantize_ops": o.quantize_ops,
                     "activation_type": o.activation_type,
                     "calibration": o.calibration,
                     "calibration_rows": o.calibration_rows,
@@ -256,6 +270,30 @@ def name_nodes(model) -> None:
             seen.add(name)
 
 
+def fused_names(model, names) -> list[str]:
+    """Map node names of the original model onto the pre-processed one.
+
+    onnxruntime's pre-processing fuses MatMul+Add into a Gemm named ``"<MatMul name>/MatMulAddFusion"``:
+    a name the user read from ``model inspect --nodes`` still addresses that layer.
+    """
+    present = {n.name for n in model.graph.node}
+    out = []
+    for name in names:
+        if name in present:
+            out.append(name)
+            continue
+        fused = [n for n in present if n.startswith(f"{name}/")]
+        out.extend(sorted(fused) or [name])
+    return out
+
+
+def first_layer_nodes(model, count: int) -> list[str]:
+    """Names of the first ``count`` weight layers (MatMul/Gemm/Conv), in graph order."""
+    if count <= 0:
+        return []
+    return [n.name for n in model.graph.node if n.op_type in LAYER_OPS][:count]
+
+
 def last_layer_nodes(model, count: int) -> list[str]:
     """Names of the last ``count`` weight layers (MatMul/Gemm/Conv), in graph (topological) order."""
     if count <= 0:
@@ -332,10 +370,12 @@ def quantize_model(
             model = onnx.load_model(str(work))
             name_nodes(model)
             flatten_gemm_bias(model)
-            excluded = list(
-                dict.fromkeys(list(opts.exclude_nodes) + last_layer_nodes(model, opts.keep_float_last))
+            requested = fused_names(model, opts.exclude_nodes)
+            edges = first_layer_nodes(model, opts.keep_float_first) + last_layer_nodes(
+                model, opts.keep_float_last
             )
-            unknown = sorted(set(opts.exclude_nodes) - {n.name for n in model.graph.node})
+            excluded = list(dict.fromkeys(requested + edges))
+            unknown = sorted(set(requested) - {n.name for n in model.graph.node})
             if unknown:
                 raise ConfigError(
                     f"--exclude-nodes names nodes the model does not have: {unknown}",
@@ -375,6 +415,7 @@ def _to_int8(src: Path, out: Path, opts: QuantizeOptions, excluded, feeds, notes
         "entropy": CalibrationMethod.Entropy,
     }[opts.calibration]
     extra = {"CalibPercentile": opts.percentile} if opts.calibration == "percentile" else {}
+
     try:
         # onnxruntime's calibrators print progress to stdout; keep stdout clean for --json.
         with contextlib.redirect_stdout(sys.stderr):
@@ -407,6 +448,7 @@ def _quantize_static(quantize_static, src, out, reader, opts, method, excluded, 
         activation_type=QuantType.QUInt8 if opts.activation_type == "uint8" else QuantType.QInt8,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=excluded or None,
+        op_types_to_quantize=list(LAYER_OPS + LAYER_ACTIVATIONS) if opts.quantize_ops == "layers" else None,
         calibrate_method=method,
         extra_options=extra,
     )

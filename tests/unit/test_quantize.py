@@ -199,6 +199,37 @@ def test_unknown_exclude_node_is_named(assets, tmp_path):
         )
 
 
+def test_exclude_nodes_names_survive_pre_processing_fusion(assets, tmp_path):
+    """`inspect --nodes` shows 'dense1' (MatMul); pre-processing fuses it with its Add into a Gemm."""
+    from batchinfer.model.emulate import quantized_layers
+
+    _, data, model = assets
+    mapping = mapping_from_columns(str(data), FEATURES, load_model(model))
+    opts = QuantizeOptions(method="static-int8", exclude_nodes=("dense1",), keep_float_last=0)
+    out = tmp_path / "s.onnx"
+    result = quantize_model(model, out, opts, calibration_feeds=mapping.iter_feeds(600, batch_rows=200))
+    assert result.excluded_nodes == ["dense1/MatMulAddFusion"]
+    assert [x["node"] for x in quantized_layers(onnx.load(str(out)))] == ["dense2/MatMulAddFusion"]
+    opts = QuantizeOptions(method="static-int8", keep_float_first=1, keep_float_last=0)
+    result = quantize_model(model, out, opts, calibration_feeds=mapping.iter_feeds(600, batch_rows=200))
+    assert result.excluded_nodes == ["dense1/MatMulAddFusion"] and result.parameters["keep_float_first"] == 1
+
+
+def test_layers_only_keeps_the_outputs_float(assets, tmp_path):
+    """quantize_ops=layers: no Q/DQ around Softmax/ArgMax, so probabilities are not rounded to 1/255."""
+    _, data, model = assets
+    mapping = mapping_from_columns(str(data), FEATURES, load_model(model))
+    ops = {}
+    for mode in ("layers", "all"):
+        opts = QuantizeOptions(method="static-int8", quantize_ops=mode, keep_float_last=0)
+        out = tmp_path / f"{mode}.onnx"
+        quantize_model(model, out, opts, calibration_feeds=mapping.iter_feeds(600, batch_rows=200))
+        proto = onnx.load(str(out))
+        producers = {o: n.op_type for n in proto.graph.node for o in n.output}
+        ops[mode] = producers["probabilities"]
+    assert ops == {"layers": "Softmax", "all": "DequantizeLinear"}
+
+
 def test_fp16_keeps_float32_inputs_and_outputs(assets, tmp_path):
     _, _, model = assets
     out = tmp_path / "h.onnx"
