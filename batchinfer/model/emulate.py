@@ -77,7 +77,7 @@ def saturation_risk(model_or_bytes) -> dict:
 
     A pair (w[k], w[k+1]) saturates when uint8 activations near 255 meet same-signed weights
     with ``255·(|w[k]|+|w[k+1]|) > 32767``; 7-bit weights (``reduce_range``) never can.
-    Layers with int8 activations (S8S8) are not run by the U8S8 kernel and are skipped.
+    int8 activations (S8S8) count too: on x86 they are assumed shifted into the U8S8 kernel.
     """
     import onnx
 
@@ -86,8 +86,6 @@ def saturation_risk(model_or_bytes) -> dict:
     )
     layers = []
     for layer in quantized_layers(model):
-        if layer["activation_dtype"] not in (None, "uint8"):
-            continue
         w = layer["weights"].astype(np.int32)
         if w.shape[0] % 2:
             w = np.vstack([w, np.zeros((1, w.shape[1]), np.int32)])
@@ -113,9 +111,10 @@ def avx2_model(content: bytes) -> tuple[bytes, list[str]]:
 
     Each layer becomes: raw uint8 activations × int8 weights, summed in pairs of consecutive k
     and clipped to int16, the pairs summed, the activation zero point's share removed, then
-    scaled back to float. Run it with :func:`exact_session`. Returns (model bytes, emulated
-    layer names). Layers it cannot rewrite (int8 activations, non-zero weight zero points,
-    Gemm with alpha/beta/transA) are left exact.
+    scaled back to float. int8 activations are shifted by +128 first (as if converted to
+    uint8: the conservative assumption). Run it with :func:`exact_session`. Returns (model
+    bytes, emulated layer names). Layers it cannot rewrite (non-zero weight zero points, Gemm
+    with alpha/beta/transA, per-channel activations) are left exact.
     """
     import onnx
     from onnx import helper, numpy_helper
@@ -156,8 +155,11 @@ def _rewrite_layer(node, producers, inits, helper, numpy_helper):
     zw = inits.get(b.input[2]) if len(b.input) > 2 else None
     if w is None or w.ndim != 2 or sx is None or sw is None or sx.size != 1:
         return None
-    if zx is None or zx.dtype != np.uint8 or (zw is not None and np.any(zw != 0)):
+    if zx is None or zx.dtype not in (np.uint8, np.int8) or (zw is not None and np.any(zw != 0)):
         return None
+    # int8 activations (S8S8) on x86 without VNNI: assumed shifted by +128 into the U8S8 kernel
+    # (the conservative reading: the same saturation hazard as uint8).
+    shift = 128.0 if zx.dtype == np.int8 else 0.0
     if node.op_type == "Gemm" and _attr(node, "transB", 0):
         w = w.T
     k, m = w.shape
@@ -166,7 +168,7 @@ def _rewrite_layer(node, producers, inits, helper, numpy_helper):
         wi = np.vstack([wi, np.zeros((1, m), np.int64)])
     pairs = wi.reshape(-1, 2, m).astype(np.float32)  # [K/2, 2, M]
     scale = (float(sx) * sw.astype(np.float64).reshape(-1)).astype(np.float32)  # [M] or [1]
-    offset = (float(zx) * wi.sum(axis=0)).astype(np.float32)  # zero point's share, per column
+    offset = ((float(zx) + shift) * wi.sum(axis=0)).astype(np.float32)  # zero point's share, per column
     p = f"{node.name}__avx2"
     tensors = [
         numpy_helper.from_array(pairs, f"{p}_w"),
@@ -181,6 +183,10 @@ def _rewrite_layer(node, producers, inits, helper, numpy_helper):
     x = xq
     nodes = [helper.make_node("Cast", [x], [f"{p}_xf"], to=1, name=f"{p}_cast")]
     src = f"{p}_xf"
+    if shift:
+        tensors.append(numpy_helper.from_array(np.array(shift, np.float32), f"{p}_shift"))
+        nodes.append(helper.make_node("Add", [src, f"{p}_shift"], [f"{p}_xu"], name=f"{p}_to_u8"))
+        src = f"{p}_xu"
     if k % 2:
         tensors.append(numpy_helper.from_array(np.array([0, 0, 0, 1], np.int64), f"{p}_pad"))
         nodes.append(helper.make_node("Pad", [src, f"{p}_pad"], [f"{p}_xp"], name=f"{p}_padk"))
