@@ -150,3 +150,22 @@ def test_cpu_features_and_int8_paths_from_cpuinfo():
     rec = hardware.hardware_record(["CPUExecutionProvider"])
     assert rec["onnxruntime"]["version"] == ort.__version__ and rec["gpu"] is None
     assert not hardware.same_kernels(rec, AMD) or rec["cpu"]["int8_path"] == "avx2"
+
+
+def test_gpu_record_reads_name_and_compute_capability(tmp_path, monkeypatch):
+    """nvidia-smi's CSV line (a stand-in script here: no GPU on CI) becomes the card's GPU record."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text('#!/bin/sh\necho "NVIDIA H200, 9.0, 570.86"\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    rec = hardware.hardware_record(["CUDAExecutionProvider", "CPUExecutionProvider"], device_id=0)
+    assert rec["gpu"] == {
+        "device_id": 0,
+        "name": "NVIDIA H200",
+        "compute_capability": "9.0",
+        "driver": "570.86",
+    }
+    assert "GPU NVIDIA H200 (compute 9.0)" in hardware.describe(rec)
+    assert not hardware.same_kernels(rec, hardware.hardware_record(["CPUExecutionProvider"]))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert hardware.gpu_record(1) == {"device_id": 1, "name": None, "compute_capability": None}
