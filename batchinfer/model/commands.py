@@ -377,6 +377,16 @@ def cmd_quantize(args) -> int:
         + ("--config JOB.yaml" if not args.config else f"--config {args.config}")
         + " [--label COLUMN]"
     )
+    target = result.parameters.get("target_cpu")
+    if target:
+        how = "auto: this machine's CPU" if args.target_cpu == "auto" else "--target-cpu"
+        print(f"int8 recipe for {target} ({how}; reduce_range {result.parameters.get('reduce_range')})")
+        if target != "avx2":
+            print(
+                "note: x86 executors without VNNI (AVX2 only) may score this model differently; "
+                "--target-cpu avx2 is safe on every x86 CPU; check with verify --all-targets",
+                file=sys.stderr,
+            )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     return EXIT_OK

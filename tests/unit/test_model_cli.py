@@ -74,9 +74,13 @@ def test_quantize_then_verify_writes_a_verified_card(assets, tmp_path, capsys):
             str(out),
         ]
     )
-    assert rc == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
     card = read_card(f"{out}.card.json")
     assert card["verification"] is None and card["method"] == "static-int8"
+    target = card["parameters"]["target_cpu"]
+    assert card["parameters"]["target_cpu_requested"] == "auto" and target in ("avx2", "avx512-vnni")
+    assert f"int8 recipe for {target} (auto: this machine's CPU" in captured.out
     assert card["model"]["path"] == "m.int8.onnx" and card["model"]["sha256"] == load_model(out).sha256
     assert card["reference"]["sha256"] == load_model(model).sha256
     assert (
