@@ -8,11 +8,14 @@ another CPU's answers cannot be *run* here. What can be reproduced:
     A QDQ model run with graph optimizations off executes its QuantizeLinear/DequantizeLinear
     nodes as written and multiplies in float: the quantized model's arithmetic with no
     integer kernel at all, the same on every machine.
+    Dynamic int8 (``MatMulInteger``) runs its integer kernel even with optimizations off, so
+    :func:`integer_model` rewrites those MatMuls as exact float ops first.
 ``avx2`` (x86 without VNNI, U8S8)
     ``vpmaddubsw`` adds pairs of uint8×int8 products into *saturating* int16 before summing
     in int32. :func:`saturation_risk` bounds, from the weights alone, how many weight columns
-    can saturate; :func:`emulate_avx2` recomputes each quantized MatMul/Gemm of a QDQ model
-    with that pairwise saturation (numpy), assuming MLAS's packing of consecutive k pairs.
+    can saturate; :func:`avx2_model` rewrites each quantized MatMul/Gemm (QDQ) and
+    MatMulInteger (dynamic) with that pairwise saturation, assuming MLAS's packing of
+    consecutive k pairs.
 not emulated
     GPU kernels (CUDA/TensorRT fp16 and int8), ConvInteger/QLinearConv, and the requantization
     rounding of fused kernels (a few units in the last place of the uint8 output scale).
@@ -85,7 +88,13 @@ def saturation_risk(model_or_bytes) -> dict:
         onnx.load_model_from_string(model_or_bytes) if isinstance(model_or_bytes, bytes) else model_or_bytes
     )
     layers = []
-    for layer in quantized_layers(model):
+    inits = _initializers(model)
+    dynamic = [
+        {"node": n.name, "weights": inits[n.input[1]]}
+        for n in model.graph.node
+        if n.op_type == "MatMulInteger" and n.input[1] in inits and inits[n.input[1]].ndim == 2
+    ]
+    for layer in quantized_layers(model) + dynamic:
         w = layer["weights"].astype(np.int32)
         if w.shape[0] % 2:
             w = np.vstack([w, np.zeros((1, w.shape[1]), np.int32)])
@@ -106,7 +115,7 @@ def _attr(node, name, default):
     return default
 
 
-def avx2_model(content: bytes) -> tuple[bytes, list[str]]:
+def avx2_model(content: bytes, *, saturate: bool = True) -> tuple[bytes, list[str]]:
     """A copy of a QDQ model whose quantized MatMul/Gemm compute as the AVX2 U8S8 kernel does.
 
     Each layer becomes: raw uint8 activations × int8 weights, summed in pairs of consecutive k
@@ -114,7 +123,9 @@ def avx2_model(content: bytes) -> tuple[bytes, list[str]]:
     scaled back to float. int8 activations are shifted by +128 first (as if converted to
     uint8: the conservative assumption). Run it with :func:`exact_session`. Returns (model
     bytes, emulated layer names). Layers it cannot rewrite (non-zero weight zero points, Gemm
-    with alpha/beta/transA, per-channel activations) are left exact.
+    with alpha/beta/transA, per-channel activations) are left exact. Dynamic int8's
+    ``MatMulInteger`` is rewritten the same way; with ``saturate=False`` it is rewritten without
+    the int16 clip, which gives dynamic models an exact (kernel-free) session too.
     """
     import onnx
     from onnx import helper, numpy_helper
@@ -127,6 +138,8 @@ def avx2_model(content: bytes) -> tuple[bytes, list[str]]:
         rewritten = None
         if node.op_type in ("MatMul", "Gemm"):
             rewritten = _rewrite_layer(node, producers, inits, helper, numpy_helper)
+        elif node.op_type == "MatMulInteger":
+            rewritten = _rewrite_matmul_integer(node, inits, helper, numpy_helper, saturate=saturate)
         if rewritten is None:
             new_nodes.append(node)
             continue
@@ -209,6 +222,63 @@ def _rewrite_layer(node, producers, inits, helper, numpy_helper):
     return nodes, tensors
 
 
+def _rewrite_matmul_integer(node, inits, helper, numpy_helper, *, saturate: bool):
+    """MatMulInteger(A uint8, B int8 weights) as float ops: exact int32, or AVX2's int16 pairs."""
+    w = inits.get(node.input[1])
+    if w is None or w.ndim != 2 or w.dtype != np.int8:
+        return None
+    zw = inits.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+    if zw is not None and np.any(zw != 0):
+        return None
+    k, m = w.shape
+    wi = w.astype(np.int64)
+    if k % 2:
+        wi = np.vstack([wi, np.zeros((1, m), np.int64)])
+    p = f"{node.name or node.output[0]}__int"
+    tensors = [
+        numpy_helper.from_array(wi.reshape(-1, 2, m).astype(np.float32), f"{p}_w"),
+        numpy_helper.from_array(wi.sum(axis=0).astype(np.float32), f"{p}_colsum"),
+        numpy_helper.from_array(np.array([0, -1, 2], np.int64), f"{p}_shape"),
+        numpy_helper.from_array(np.array(INT16_MIN, np.float32), f"{p}_lo"),
+        numpy_helper.from_array(np.array(INT16_MAX, np.float32), f"{p}_hi"),
+        numpy_helper.from_array(np.array([1], np.int64), f"{p}_axis"),
+    ]
+    nodes = [helper.make_node("Cast", [node.input[0]], [f"{p}_af"], to=1, name=f"{p}_cast")]
+    src = f"{p}_af"
+    if k % 2:
+        tensors.append(numpy_helper.from_array(np.array([0, 0, 0, 1], np.int64), f"{p}_pad"))
+        nodes.append(helper.make_node("Pad", [src, f"{p}_pad"], [f"{p}_ap"], name=f"{p}_padk"))
+        src = f"{p}_ap"
+    nodes += [
+        helper.make_node("Reshape", [src, f"{p}_shape"], [f"{p}_a3"], name=f"{p}_reshape"),
+        helper.make_node(
+            "Einsum", [f"{p}_a3", f"{p}_w"], [f"{p}_pairs"], equation="nkt,ktm->nkm", name=f"{p}_pairsum"
+        ),
+    ]
+    pairs = f"{p}_pairs"
+    if saturate:
+        nodes.append(helper.make_node("Clip", [pairs, f"{p}_lo", f"{p}_hi"], [f"{p}_sat"], name=f"{p}_int16"))
+        pairs = f"{p}_sat"
+    nodes.append(
+        helper.make_node("ReduceSum", [pairs, f"{p}_axis"], [f"{p}_acc"], keepdims=0, name=f"{p}_sum")
+    )
+    acc = f"{p}_acc"
+    if len(node.input) > 2 and node.input[2]:  # the activation zero point's share, per column
+        nodes += [
+            helper.make_node("Cast", [node.input[2]], [f"{p}_zf"], to=1, name=f"{p}_zcast"),
+            helper.make_node("Mul", [f"{p}_zf", f"{p}_colsum"], [f"{p}_zshare"], name=f"{p}_zmul"),
+            helper.make_node("Sub", [acc, f"{p}_zshare"], [f"{p}_centered"], name=f"{p}_zsub"),
+        ]
+        acc = f"{p}_centered"
+    nodes.append(helper.make_node("Cast", [acc], [node.output[0]], to=6, name=f"{p}_int32"))
+    return nodes, tensors
+
+
+def integer_model(content: bytes) -> bytes:
+    """A dynamic int8 model whose MatMulInteger run as exact float ops (no integer kernel)."""
+    return avx2_model(content, saturate=False)[0]
+
+
 # Where each target's answers come from in `verify --all-targets`.
 TARGET_EMULATION = {
     "avx512-vnni": "exact int32 arithmetic (Q/DQ as written; VNNI/AMX sum products exactly)",
@@ -217,8 +287,6 @@ TARGET_EMULATION = {
 }
 NOT_EMULATED = {
     "gpu": "CUDA/TensorRT kernels cannot be run or emulated on a CPU: verify on a GPU executor",
-    "dynamic-int8": "MatMulInteger runs the host's own integer kernel even with optimizations off: "
-    "only the saturation bound (saturation_risk) applies to other CPUs",
 }
 
 
@@ -229,9 +297,13 @@ def target_sessions(content: bytes, threads: int = 1) -> tuple[dict, dict]:
     proto = onnx.load_model_from_string(content)
     ops = {n.op_type for n in proto.graph.node}
     skipped = {"gpu": NOT_EMULATED["gpu"]}
-    if "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops:
-        skipped["avx2"] = skipped["avx512-vnni"] = skipped["arm64"] = NOT_EMULATED["dynamic-int8"]
-        return {}, skipped
+    if "MatMulInteger" in ops:  # dynamic int8: rewrite the integer MatMuls (DISABLE_ALL still runs them)
+        exact = exact_session(integer_model(content), threads)
+        return {
+            "avx512-vnni": exact,
+            "arm64": exact,
+            "avx2": exact_session(avx2_model(content)[0], threads),
+        }, skipped
     if not quantized_layers(proto):
         skipped["int8"] = "no quantized MatMul/Gemm: float kernels, the same on every CPU up to rounding"
     sessions = {"avx512-vnni": exact_session(content, threads), "arm64": None, "avx2": None}

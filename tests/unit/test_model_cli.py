@@ -302,4 +302,4 @@ def test_verify_all_targets_emulates_avx2_saturation(assets, tmp_path, capsys):
         + ["--repeats", "1", "--json", "--no-card", "--all-targets"]
     )
     targets = json.loads(capsys.readouterr().out)["figures"]["targets"]
-    assert "MatMulInteger" in targets["avx2"]["not_emulated"]
+    assert {"avx2", "avx512-vnni", "arm64"} <= {t for t, e in targets.items() if e.get("emulation")}
