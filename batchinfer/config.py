@@ -254,6 +254,8 @@ class RuntimeConfig(_Strict):
     # auto: executors read Parquet row groups with pyarrow unless a check needs the input in Spark.
     reader: Literal["auto", "spark", "pyarrow"] = "auto"
     dry_run: bool = False
+    # A model card's canary batch over budget on a worker (other CPU/GPU/build): fail (exit 4) or warn.
+    on_canary_mismatch: Literal["fail", "warn"] = "fail"
 
 
 class SparkConfig(_Strict):

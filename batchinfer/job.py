@@ -150,7 +150,7 @@ class Job:
         """Load the model and list the input (no Spark), then check the config against both."""
         from batchinfer.io.source import discover
         from batchinfer.model.artifact import load_model
-        from batchinfer.model.card import resolve_model_source
+        from batchinfer.model.card import apply_card, resolve_model_source
 
         cfg = self.config
         check_output_location(cfg)
@@ -168,7 +168,7 @@ class Job:
         )
         plan = build_plan(cfg, model, selection)
         plan.card = card
-        return plan
+        return apply_card(plan, card)  # canary batch, batch-dependence pinning
 
     def run(
         self,
@@ -197,6 +197,7 @@ class Job:
         with timings.stage("plan", progress):
             plan = self.plan()
         manifest.set_plan(plan)
+        manifest.notes.extend(plan.notes)
 
         table = OutputTable(cfg.output.path)
         scratch = None

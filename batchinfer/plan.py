@@ -62,6 +62,9 @@ class ScoringSpec:
     # Opt-in custom hooks, "module:function" names imported on the executors (scoring/custom.py).
     preprocess: str | None = None
     postprocess: str | None = None
+    # From a model card (batchinfer/model/card.py apply_card): re-scored by every worker's session.
+    canary: dict | None = None
+    on_canary_mismatch: str = "fail"
 
     @property
     def output_names(self) -> list[str]:

@@ -92,7 +92,7 @@ class ManifestBuilder:
             if plan.card is not None:
                 doc["model"]["card"] = {
                     k: plan.card.get(k)
-                    for k in ("method", "verification", "created_at", "reference")
+                    for k in ("method", "verification", "created_at", "reference", "parameters")
                     if k in plan.card
                 }
             doc["input"] = plan.selection.summary()

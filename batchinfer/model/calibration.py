@@ -87,7 +87,9 @@ def feeds_from_table(table, spec, batch_rows: int) -> Iterator[dict[str, np.ndar
     """Cut a table into batches and build each input tensor with the job's ``build_tensor``."""
     from batchinfer.scoring.tensors import build_tensor
 
-    for batch in table.to_batches(max_chunksize=batch_rows):
+    # One chunk first: a sample concatenated from several files would otherwise be cut at every
+    # file boundary too, and "batches of N rows" would silently be smaller (batch-dependent models).
+    for batch in table.combine_chunks().to_batches(max_chunksize=batch_rows):
         if batch.num_rows:
             yield {b.name: build_tensor(batch, b, spec) for b in spec.inputs}
 

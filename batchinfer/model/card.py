@@ -145,6 +145,10 @@ def write_card(card: dict, path: str | Path) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
     try:
+        # mkstemp makes the file 0600; a card is read by jobs running as other users: use the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "w") as fh:
             json.dump(card, fh, indent=2, default=str)
             fh.write("\n")
@@ -182,3 +186,39 @@ def card_for_verification(card_path: str | Path, model, reference) -> tuple[dict
                 f"{model.sha256[:12]}): started a new card"
             )
     return new_card(model, card_path=p, reference=reference, method="unknown"), notes
+
+
+def apply_card(plan, card: dict | None):
+    """What a verified card changes in a job's plan: the canary batch every worker re-scores, and
+    for a batch-dependent model, ``runtime.batch_rows`` pinned to the size it was verified at
+    (unless the config sets it) with a warning in the manifest."""
+    import logging
+    from dataclasses import replace
+
+    if card is None:
+        return plan
+    runtime = plan.config.runtime
+    changes: dict = {"on_canary_mismatch": runtime.on_canary_mismatch}
+    if card.get("canary"):
+        from batchinfer.model.canary import canary_digest
+
+        # Workers keep one canary result per session; the digest tells them when the canary changed.
+        changes["canary"] = {**card["canary"], "digest": canary_digest(card["canary"])}
+    dep = (card.get("verification") or {}).get("batch_dependence") or {}
+    if dep.get("dependent"):
+        verified = dep.get("verified_batch_rows")
+        flips = dep.get("label_flip_rate")
+        note = (
+            f"model is batch-dependent: its scores moved by up to {dep.get('max_abs_diff', 0):.3g} "
+            f"({0 if flips is None else flips:.2%} labels flipped) between batches of "
+            f"{dep.get('batch_rows')} rows at verification"
+        )
+        if verified and "batch_rows" not in runtime.model_fields_set:
+            changes["batch_rows"] = int(verified)
+            note += f"; runtime.batch_rows pinned to the verified {verified}"
+        elif verified and runtime.batch_rows != verified:
+            note += f"; runtime.batch_rows {runtime.batch_rows} is not the verified {verified}"
+        plan.notes.append(note)
+        logging.getLogger("batchinfer").warning(note)
+    plan.spec = replace(plan.spec, **changes)
+    return plan

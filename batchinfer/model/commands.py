@@ -78,6 +78,21 @@ def register(subparsers) -> None:
     q.add_argument("--out", required=True, metavar="OUT.onnx", help="where the converted model goes")
     q.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     q.add_argument("--card", metavar="PATH", help="model card path (default: OUT.onnx.card.json)")
+    q.add_argument(
+        "--target-cpu",
+        choices=["auto", "avx2", "avx512-vnni", "arm64"],
+        default="auto",
+        help="int8 recipe for the executors' CPU: avx2 (x86 without VNNI) keeps weights to 7 bits so "
+        "int16 pair sums cannot saturate; auto: this machine's CPU (default). See docs/quantization.md",
+    )
+    q.add_argument(
+        "--reduce-range",
+        dest="reduce_range",
+        action="store_true",
+        default=None,
+        help="7-bit int8 weights (default: on for --target-cpu avx2)",
+    )
+    q.add_argument("--no-reduce-range", dest="reduce_range", action="store_false")
     s = q.add_argument_group("static int8")
     s.add_argument(
         "--calibration",
@@ -103,6 +118,20 @@ def register(subparsers) -> None:
         metavar="N",
         help="keep the last N weight layers (MatMul/Gemm/Conv) in float (default: 1 for static-int8, "
         "0 otherwise)",
+    )
+    s.add_argument(
+        "--keep-float-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the first N weight layers in float (they see raw features; default 0)",
+    )
+    s.add_argument(
+        "--quantize-ops",
+        choices=["layers", "all"],
+        default="layers",
+        help="layers (default): only MatMul/Gemm/Conv and their ReLU get Q/DQ, outputs stay float; "
+        "all: every op onnxruntime can quantize (rounds probabilities to 1/255)",
     )
     s.add_argument(
         "--exclude-nodes", default="", metavar="A,B", help="node names to keep in float (see inspect --nodes)"
@@ -141,12 +170,46 @@ def register(subparsers) -> None:
     v.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the throughput figure")
     v.add_argument("--repeats", type=int, default=5, help="timed passes per model (best is kept)")
     v.add_argument("--json", action="store_true", help="print the verification as JSON")
+    v.add_argument(
+        "--canary",
+        choices=["real", "synthetic"],
+        default="real",
+        help="rows of the card's canary batch, which every worker re-scores before scoring: real "
+        "sampled rows (default) or, for sensitive data, synthetic rows drawn from each column's quantiles",
+    )
+    v.add_argument(
+        "--all-targets",
+        action="store_true",
+        help="also score the candidate as AVX2-only x86 and VNNI/ARM CPUs would (emulated here) and "
+        "gate each; says which targets (GPU, dynamic int8) cannot be emulated",
+    )
+    v.add_argument(
+        "--canary-rows", type=int, default=256, help="rows in the canary batch (default 256; 0: none)"
+    )
     b = v.add_argument_group("budget (the gate)")
     b.add_argument("--min-label-agreement", type=float, default=0.995, help="default 0.995")
     b.add_argument(
         "--max-metric-change", type=float, default=0.005, help="|Δ accuracy|, |Δ ROC AUC|; default 0.005"
     )
-    b.add_argument("--max-mean-abs-diff", type=float, default=0.01, help="per float output; default 0.01")
+    b.add_argument(
+        "--max-row-abs-diff",
+        type=float,
+        default=0.01,
+        help="mean over rows of each row's largest |diff|, per float output; default 0.01",
+    )
+    b.add_argument(
+        "--max-top-class-abs-diff",
+        type=float,
+        default=0.01,
+        help="mean |diff| of the probability of the reference's predicted class; default 0.01",
+    )
+    b.add_argument(
+        "--max-mean-abs-diff",
+        dest="max_row_abs_diff",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="old name of --max-row-abs-diff (a mean over all classes hid broken many-class models)",
+    )
     _add_mapping_args(v, rows_default=20_000, rows_help="rows sampled for the comparison (default 20000)")
     v.set_defaults(handler=cmd_verify)
 
@@ -283,12 +346,16 @@ def cmd_quantize(args) -> int:
         percentile=args.percentile,
         per_channel=args.per_channel,
         keep_float_last=args.keep_float_last,
+        keep_float_first=args.keep_float_first,
+        quantize_ops=args.quantize_ops,
         exclude_nodes=exclude,
         activation_type=args.activation_type,
         preprocess=args.preprocess,
         calibration_rows=args.rows,
         calibration_batch_rows=args.calibration_batch_rows,
         seed=0 if args.seed is None else args.seed,
+        target_cpu=args.target_cpu,
+        reduce_range=args.reduce_range,
     )
     reference = load_model(args.model)
     mapping = _mapping(args, reference) if args.method == "static-int8" else None
@@ -329,6 +396,16 @@ def cmd_quantize(args) -> int:
         + ("--config JOB.yaml" if not args.config else f"--config {args.config}")
         + " [--label COLUMN]"
     )
+    target = result.parameters.get("target_cpu")
+    if target:
+        how = "auto: this machine's CPU" if args.target_cpu == "auto" else "--target-cpu"
+        print(f"int8 recipe for {target} ({how}; reduce_range {result.parameters.get('reduce_range')})")
+        if target != "avx2":
+            print(
+                "note: x86 executors without VNNI (AVX2 only) may score this model differently; "
+                "--target-cpu avx2 is safe on every x86 CPU; check with verify --all-targets",
+                file=sys.stderr,
+            )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
@@ -342,10 +419,13 @@ def cmd_verify(args) -> int:
     _check_rows(args)
     if args.threads < 1 or args.repeats < 1 or (args.batch_rows is not None and args.batch_rows < 1):
         raise ConfigError("--threads, --repeats and --batch-rows must be >= 1")
+    if args.canary_rows < 0:
+        raise ConfigError(f"--canary-rows must be >= 0, got {args.canary_rows}", hint="0 stores no canary")
     budget = VerificationBudget(
         min_label_agreement=args.min_label_agreement,
         max_metric_change=args.max_metric_change,
-        max_mean_abs_diff=args.max_mean_abs_diff,
+        max_row_abs_diff=args.max_row_abs_diff,
+        max_top_class_abs_diff=args.max_top_class_abs_diff,
     )
     reference = load_model(args.reference)
     candidate = load_model(args.candidate)
@@ -368,6 +448,9 @@ def cmd_verify(args) -> int:
         repeats=args.repeats,
         seed=1 if args.seed is None else args.seed,
         budget=budget,
+        canary_rows=args.canary_rows,
+        canary_source=args.canary,
+        all_targets=args.all_targets,
     )
     verification = report.to_dict()
     verification["candidate_sha256"] = candidate.sha256
@@ -377,6 +460,7 @@ def cmd_verify(args) -> int:
         card_path = Path(args.card) if args.card else card_path_for(args.candidate)
         card, notes = card_for_verification(card_path, candidate, reference)
         card["verification"] = verification
+        card["canary"] = report.canary
         card.setdefault("notes", []).extend(notes)
         write_card(card, card_path)
     if args.json:

@@ -4,7 +4,8 @@ Three methods:
 
 ``dynamic-int8``
     Weights int8, activation scales computed per batch at run time. No data needed; fast on
-    CPU, but a row's score depends on the other rows of its batch (see NOTES).
+    CPU, but a row's score depends on the other rows of its batch (``model verify`` measures
+    it and records it in the card; see docs/quantization.md).
 ``static-int8``
     Weights and activations int8 (QDQ), activation ranges calibrated once on real rows fed
     through the job's input mapping. Deterministic across batchings. Naive MinMax calibration
@@ -13,6 +14,12 @@ Three methods:
 ``fp16``
     Float16 weights and compute for GPU executors; inputs and outputs stay float32
     (``keep_io_types``) so the job's columns still fit.
+
+Target CPUs (``target_cpu``): x86 CPUs without VNNI (AVX2-only) multiply uint8 activations by
+int8 weights in saturating int16 pairs, so a model quantized for a VNNI CPU can lose accuracy
+there. ``avx2`` keeps weights to 7 bits (``reduce_range``), which cannot saturate; ``arm64``
+uses int8 activations (S8S8 dot products); ``avx512-vnni`` uses full-range weights; ``auto``
+picks the recipe for the CPU running the command. See docs/quantization.md for the figures.
 
 Quantizing never proves the model is still good: run ``batchinfer model verify`` (the gate).
 
@@ -35,8 +42,12 @@ log = logging.getLogger("batchinfer")
 
 METHODS = ("dynamic-int8", "static-int8", "fp16")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+TARGET_CPUS = ("auto", "avx2", "avx512-vnni", "arm64")
 # Ops whose weights make up a "layer"; the last ones may be kept in float.
 LAYER_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+# Quantized with the layers: onnxruntime then drops a ReLU after a quantized layer and gives the
+# layer's output the ReLU's range [0, max] (without it, uint8 levels go to values ReLU drops).
+LAYER_ACTIVATIONS = ("Relu", "Clip")
 
 
 @dataclass(frozen=True)
@@ -48,12 +59,19 @@ class QuantizeOptions:
     percentile: float = 99.999
     per_channel: bool | None = None  # None: the method's default
     keep_float_last: int | None = None  # the last N layers (MatMul/Gemm/Conv) stay float
+    keep_float_first: int = 0  # the first N layers stay float (raw features: the coarsest int8 step)
     exclude_nodes: tuple[str, ...] = ()
     activation_type: str = "uint8"  # static int8 activations: uint8 (x86 U8S8 kernels) or int8
     preprocess: bool = True
     calibration_rows: int = 5000
     calibration_batch_rows: int = 1000
     seed: int = 0
+    target_cpu: str = "auto"  # auto: the CPU running the quantization (see resolve_target_cpu)
+    reduce_range: bool | None = None  # None: the target's default (7-bit weights for avx2)
+    # Op types that get Q/DQ (static int8). "layers": only weight layers (MatMul/Gemm/Conv), so
+    # activations and outputs (Sigmoid, Softmax, Concat, the probabilities) stay float;
+    # "all": every op onnxruntime can quantize (it then rounds the probabilities to 1/255).
+    quantize_ops: str = "layers"
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,15 +85,21 @@ class QuantizeOptions:
             problems.append(("--percentile", f"must be in (0, 100], got {self.percentile}"))
         if self.keep_float_last is not None and self.keep_float_last < 0:
             problems.append(("--keep-float-last", f"must be >= 0, got {self.keep_float_last}"))
+        if self.keep_float_first < 0:
+            problems.append(("--keep-float-first", f"must be >= 0, got {self.keep_float_first}"))
         if self.activation_type not in ("uint8", "int8"):
             problems.append(("--activation-type", f"must be uint8 or int8, got {self.activation_type!r}"))
+        if self.quantize_ops not in ("layers", "all"):
+            problems.append(("--quantize-ops", f"must be layers or all, got {self.quantize_ops!r}"))
+        if self.target_cpu not in TARGET_CPUS:
+            problems.append(("--target-cpu", f"must be one of {list(TARGET_CPUS)}, got {self.target_cpu!r}"))
         if self.calibration_rows < 1 or self.calibration_batch_rows < 1:
             problems.append(("--calibration-rows", "calibration rows and batch rows must be >= 1"))
         if problems:
             raise ConfigError("invalid quantization options", problems=problems)
 
     def resolved(self) -> QuantizeOptions:
-        """Fill the per-method defaults."""
+        """Fill the per-method and per-target defaults (``auto`` becomes this CPU's target)."""
         from dataclasses import replace
 
         if self.method == "static-int8":
@@ -84,7 +108,19 @@ class QuantizeOptions:
         else:
             per_channel = False if self.per_channel is None else self.per_channel
             keep = 0 if self.keep_float_last is None else self.keep_float_last
-        return replace(self, per_channel=per_channel, keep_float_last=keep)
+        target = resolve_target_cpu(self.target_cpu)
+        reduce = (target == "avx2") if self.reduce_range is None else self.reduce_range
+        activation = self.activation_type
+        if target == "arm64" and self.activation_type == "uint8" and self.method == "static-int8":
+            activation = "int8"  # S8S8: ARM's signed dot product; x86 keeps U8S8
+        return replace(
+            self,
+            per_channel=per_channel,
+            keep_float_last=keep,
+            target_cpu=target,
+            reduce_range=reduce,
+            activation_type=activation,
+        )
 
     def parameters(self) -> dict:
         """What the card records: only the options the method uses."""
@@ -93,8 +129,11 @@ class QuantizeOptions:
             return {"keep_io_types": True, "exclude_nodes": list(o.exclude_nodes)}
         params = {
             "weight_type": "int8",
+            "target_cpu": o.target_cpu,
+            "reduce_range": o.reduce_range,
             "per_channel": o.per_channel,
             "keep_float_last": o.keep_float_last,
+            "keep_float_first": o.keep_float_first,
             "exclude_nodes": list(o.exclude_nodes),
             "preprocess": o.preprocess,
         }
@@ -102,6 +141,7 @@ class QuantizeOptions:
             params.update(
                 {
                     "format": "QDQ",
+                    "quantize_ops": o.quantize_ops,
                     "activation_type": o.activation_type,
                     "calibration": o.calibration,
                     "calibration_rows": o.calibration_rows,
@@ -111,6 +151,28 @@ class QuantizeOptions:
             if o.calibration == "percentile":
                 params["percentile"] = o.percentile
         return params
+
+
+def resolve_target_cpu(target: str, int8_path: str | None = None) -> str:
+    """The recipe for ``target``; ``auto`` maps this CPU's int8 kernel family to one.
+
+    Only CPUs whose int8 products are summed exactly (VNNI, AMX, ARM dot product) get
+    full-range weights; everything else on x86 gets the saturation-safe ``avx2`` recipe.
+
+    >>> resolve_target_cpu("auto", "avx2"), resolve_target_cpu("auto", "amx")
+    ('avx2', 'avx512-vnni')
+    """
+    if target != "auto":
+        return target
+    if int8_path is None:
+        from batchinfer.scoring.hardware import cpu_record
+
+        int8_path = cpu_record()["int8_path"]
+    if int8_path.startswith("arm64"):
+        return "arm64"
+    if int8_path in ("amx", "avx512-vnni", "avx-vnni"):
+        return "avx512-vnni"
+    return "avx2"
 
 
 @dataclass
@@ -208,6 +270,30 @@ def name_nodes(model) -> None:
             seen.add(name)
 
 
+def fused_names(model, names) -> list[str]:
+    """Map node names of the original model onto the pre-processed one.
+
+    onnxruntime's pre-processing fuses MatMul+Add into a Gemm named ``"<MatMul name>/MatMulAddFusion"``:
+    a name the user read from ``model inspect --nodes`` still addresses that layer.
+    """
+    present = {n.name for n in model.graph.node}
+    out = []
+    for name in names:
+        if name in present:
+            out.append(name)
+            continue
+        fused = [n for n in present if n.startswith(f"{name}/")]
+        out.extend(sorted(fused) or [name])
+    return out
+
+
+def first_layer_nodes(model, count: int) -> list[str]:
+    """Names of the first ``count`` weight layers (MatMul/Gemm/Conv), in graph order."""
+    if count <= 0:
+        return []
+    return [n.name for n in model.graph.node if n.op_type in LAYER_OPS][:count]
+
+
 def last_layer_nodes(model, count: int) -> list[str]:
     """Names of the last ``count`` weight layers (MatMul/Gemm/Conv), in graph (topological) order."""
     if count <= 0:
@@ -284,10 +370,12 @@ def quantize_model(
             model = onnx.load_model(str(work))
             name_nodes(model)
             flatten_gemm_bias(model)
-            excluded = list(
-                dict.fromkeys(list(opts.exclude_nodes) + last_layer_nodes(model, opts.keep_float_last))
+            requested = fused_names(model, opts.exclude_nodes)
+            edges = first_layer_nodes(model, opts.keep_float_first) + last_layer_nodes(
+                model, opts.keep_float_last
             )
-            unknown = sorted(set(opts.exclude_nodes) - {n.name for n in model.graph.node})
+            excluded = list(dict.fromkeys(requested + edges))
+            unknown = sorted(set(requested) - {n.name for n in model.graph.node})
             if unknown:
                 raise ConfigError(
                     f"--exclude-nodes names nodes the model does not have: {unknown}",
@@ -296,6 +384,7 @@ def quantize_model(
             named = Path(tmp) / "named.onnx"
             onnx.save_model(model, str(named))
             result = _to_int8(named, out, opts, excluded, calibration_feeds, notes)
+            result.parameters["target_cpu_requested"] = options.target_cpu
     read_signature(out.read_bytes(), path=str(out))  # the result must load, now, not in the job
     return result
 
@@ -311,6 +400,7 @@ def _to_int8(src: Path, out: Path, opts: QuantizeOptions, excluded, feeds, notes
                 str(src),
                 str(out),
                 per_channel=opts.per_channel,
+                reduce_range=opts.reduce_range,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=excluded or None,
             )
@@ -325,6 +415,7 @@ def _to_int8(src: Path, out: Path, opts: QuantizeOptions, excluded, feeds, notes
         "entropy": CalibrationMethod.Entropy,
     }[opts.calibration]
     extra = {"CalibPercentile": opts.percentile} if opts.calibration == "percentile" else {}
+
     try:
         # onnxruntime's calibrators print progress to stdout; keep stdout clean for --json.
         with contextlib.redirect_stdout(sys.stderr):
@@ -353,9 +444,11 @@ def _quantize_static(quantize_static, src, out, reader, opts, method, excluded, 
         reader,
         quant_format=QuantFormat.QDQ,
         per_channel=opts.per_channel,
+        reduce_range=opts.reduce_range,
         activation_type=QuantType.QUInt8 if opts.activation_type == "uint8" else QuantType.QInt8,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=excluded or None,
+        op_types_to_quantize=list(LAYER_OPS + LAYER_ACTIVATIONS) if opts.quantize_ops == "layers" else None,
         calibrate_method=method,
         extra_options=extra,
     )

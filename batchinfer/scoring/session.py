@@ -29,6 +29,7 @@ class SessionHandle:
     requested: list[str]
     device_id: int | None
     output_names: list[str] = field(default_factory=list)
+    canary: dict | None = None  # this session's canary result (run once, see check_canary)
 
     def run(self, feeds: dict) -> list:
         return self.session.run(self.output_names, feeds)
@@ -80,6 +81,40 @@ def get_session(
         if on_create is not None:
             on_create(handle)
         return handle
+
+
+def check_canary(handle, canary: dict | None, *, on_mismatch: str = "fail") -> dict | None:
+    """Run a model card's canary batch through ``handle``'s session, once per session.
+
+    Called right after the session is built and before it scores a row. The result (passed,
+    figures, this worker's hardware record) is kept on the handle and reported with the worker
+    stats. Over budget with ``on_mismatch="fail"``: a ModelError (exit 4) naming this host's
+    CPU features and the card's, so the task fails before it writes anything.
+    """
+    if not canary:
+        return None
+    result = getattr(handle, "canary", None)
+    if result is None or result.get("digest") != canary.get("digest"):  # none yet, or another card
+        from batchinfer.model.canary import check_canary as run_canary
+        from batchinfer.scoring.hardware import hardware_record
+
+        hardware = hardware_record(list(handle.providers), getattr(handle, "device_id", None))
+        with _LOCK:
+            result = run_canary(handle.session.run, canary, hardware)
+        try:
+            handle.canary = result
+        except AttributeError:  # a test double without the field: run again next time
+            pass
+    if not result["passed"] and on_mismatch == "fail":
+        from batchinfer.errors import ModelError
+        from batchinfer.model.canary import mismatch_message
+
+        raise ModelError(
+            mismatch_message(result, canary),
+            hint="re-quantize for this CPU (batchinfer model quantize --target-cpu avx2 for x86 without "
+            "VNNI) and verify on an executor of this kind, or set runtime.on_canary_mismatch: warn",
+        )
+    return result
 
 
 def clear_cache() -> None:

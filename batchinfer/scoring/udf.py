@@ -43,7 +43,25 @@ def _merge_stats(a: dict, b: dict) -> dict:
             merged.extend(x for x in info.get(name, []) if x not in merged)
         if info.get("peak_rss_mb"):
             cur["peak_rss_mb"] = max(cur.get("peak_rss_mb", 0), info["peak_rss_mb"])
+        if info.get("canary"):  # one per session: the same result reported by each of its tasks
+            cur["canary"] = info["canary"]
     return out
+
+
+def _canary_summary(result: dict) -> dict:
+    """What the manifest keeps of a worker's canary result (no rows, no outputs)."""
+    hw = result.get("hardware") or {}
+    return {
+        "passed": result["passed"],
+        "failures": result["failures"],
+        "rows": result["rows"],
+        "figures": result["figures"],
+        "max_abs_diff_vs_verified": result["max_abs_diff_vs_verified"],
+        "same_kernels_as_verified": result["same_kernels_as_verified"],
+        "cpu": hw.get("cpu"),
+        "onnxruntime": hw.get("onnxruntime"),
+        "gpu": hw.get("gpu"),
+    }
 
 
 def _stats_param():
@@ -129,6 +147,12 @@ def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_fact
         # onnxruntime drops a provider it cannot load without an error: check what really runs.
         in_use_warning = devices.check_providers_in_use(spec.device, choice, handle.providers)
         warnings = [w for w in (choice.warning, in_use_warning) if w]
+        # A model card's canary: once per session, before the first row is scored (exit 4 when over).
+        canary = sessions.check_canary(handle, spec.canary, on_mismatch=spec.on_canary_mismatch)
+        if canary is not None and not canary["passed"]:
+            from batchinfer.model.canary import mismatch_message
+
+            warnings.append(mismatch_message(canary, spec.canary))
         run_spec = spec
         if devices.uses_cuda(handle.providers):
             gpu_rows = devices.effective_batch_rows(handle.providers, spec.batch_rows, spec.gpu_batch_rows)
@@ -167,6 +191,7 @@ def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_fact
                     "device_ids": [] if choice.device_id is None else [choice.device_id],
                     "batch_rows": [run_spec.batch_rows],
                     "peak_rss_mb": _peak_rss_mb(),
+                    **({"canary": _canary_summary(canary)} if canary is not None else {}),
                 }
             }
         )

@@ -41,6 +41,8 @@ def test_abs_diff_stats_and_shape_mismatch():
     stats = abs_diff_stats(np.array([[0.1, 0.9], [0.5, 0.5]]), np.array([[0.2, 0.8], [0.5, 0.5]]))
     assert stats["mean_abs_diff"] == pytest.approx(0.05)
     assert stats["max_abs_diff"] == pytest.approx(0.1)
+    assert stats["row_abs_diff"] == pytest.approx(0.05)  # rows: 0.1 and 0
+    assert stats["top_class_abs_diff"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="shapes differ"):
         abs_diff_stats(np.zeros((2, 2)), np.zeros((2, 3)))
 
@@ -81,29 +83,70 @@ def test_check_budget_passes_small_changes_and_names_each_failure():
     ok = {
         "label_agreement": 0.998,
         "label_output": "label",
-        "outputs": {"probabilities": {"mean_abs_diff": 0.002, "max_abs_diff": 0.4}},  # max is not gated
+        "outputs": {
+            "probabilities": {
+                "row_abs_diff": 0.002,
+                "top_class_abs_diff": 0.002,
+                "mean_abs_diff": 0.002,
+                "max_abs_diff": 0.4,  # max is not gated
+            }
+        },
         "metrics": {"roc_auc": {"reference": 0.9, "candidate": 0.899, "change": -0.001}},
     }
     assert check_budget(ok, budget) == []
     bad = {
         "label_agreement": 0.987,
         "label_output": "label",
-        "outputs": {"probabilities": {"mean_abs_diff": 0.012, "max_abs_diff": 0.4}},
+        "outputs": {
+            "probabilities": {
+                "row_abs_diff": 0.012,
+                "top_class_abs_diff": 0.009,
+                "mean_abs_diff": 0.012,
+                "max_abs_diff": 0.4,
+            }
+        },
         "metrics": {"accuracy": {"reference": 0.8, "candidate": 0.79, "change": -0.01}},
     }
     failures = check_budget(bad, budget)
     assert len(failures) == 3
     assert "label agreement 98.7000% < 99.50%" in failures[0]
-    assert "mean |diff| 0.01200 > 0.01" in failures[1]
+    assert "mean of each row's largest |diff| 0.01200 > 0.01" in failures[1]
     assert "accuracy changed by -0.01000" in failures[2]
-    assert check_budget(bad, VerificationBudget(0.98, 0.02, 0.02)) == []
+    assert check_budget(bad, VerificationBudget(0.98, 0.02, 0.02, 0.02)) == []
 
 
 def test_nan_never_passes():
-    f = {"label_agreement": float("nan"), "outputs": {"p": {"mean_abs_diff": float("nan")}}}
-    assert len(check_budget(f, VerificationBudget())) == 2
+    nan = float("nan")
+    f = {"label_agreement": nan, "outputs": {"p": {"row_abs_diff": nan, "top_class_abs_diff": nan}}}
+    assert len(check_budget(f, VerificationBudget())) == 3
+
+
+def test_a_collapsed_many_class_model_is_caught_per_row_not_by_the_class_mean():
+    """214 classes; the candidate predicts one class for every row (as a broken static int8 did).
+
+    The mean |diff| over all 214 probabilities stays under 0.01 (what the old gate looked at);
+    each row's largest |diff| and the reference top class's |diff| are large.
+    """
+    rng = np.random.default_rng(0)
+    n, c = 600, 214
+    logits = rng.normal(size=(n, c)) * 3
+    ref = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    cand = ref.copy()
+    cand[:, 0] += 1.0
+    cand /= cand.sum(axis=1, keepdims=True)  # class 0 wins almost every row
+    figures = compare_outputs({"probabilities": ref}, {"probabilities": cand})
+    stats = figures["outputs"]["probabilities"]
+    assert stats["mean_abs_diff"] < 0.01  # the per-class mean hides it
+    assert figures["label_agreement"] < 0.05
+    no_label_gate = VerificationBudget(min_label_agreement=0.0)
+    failures = check_budget(figures, no_label_gate)
+    assert any("row's largest |diff|" in f for f in failures)
+    assert any("top value" in f for f in failures)
+    assert stats["row_abs_diff"] > 0.1 and stats["top_class_abs_diff"] > 0.05
 
 
 def test_budget_validation_message():
     with pytest.raises(ConfigError, match=r"--min-label-agreement: must be in \[0, 1\], got 99.5"):
         VerificationBudget(min_label_agreement=99.5)
+    with pytest.raises(ConfigError, match=r"--max-top-class-abs-diff: must be >= 0, got -1"):
+        VerificationBudget(max_top_class_abs_diff=-1)
