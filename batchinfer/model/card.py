@@ -139,22 +139,21 @@ def new_card(
 def write_card(card: dict, path: str | Path) -> Path:
     """Write ``card`` as JSON, atomically (a reader never sees half a card)."""
     import os
-    import tempfile
+    import uuid
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    tmp = p.parent / f".{p.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # os.open applies the process umask to 0o666 (mkstemp would make it 0600): a card is read
+    # by jobs running as other users.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        # mkstemp makes the file 0600; a card is read by jobs running as other users: use the umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "w") as fh:
             json.dump(card, fh, indent=2, default=str)
             fh.write("\n")
         os.replace(tmp, p)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return p
 
