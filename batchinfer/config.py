@@ -155,7 +155,10 @@ class LineageConfig(_Strict):
 class OutputConfig(_Strict):
     path: str = Field(min_length=1)
     partition_by: list[str] = Field(default_factory=list)
-    mode: Literal["overwrite_partitions", "error_if_exists", "append"] = "overwrite_partitions"
+    # overwrite_partitions_force also replaces partitions holding files no batchinfer run wrote.
+    mode: Literal["overwrite_partitions", "error_if_exists", "append", "overwrite_partitions_force"] = (
+        "overwrite_partitions"
+    )
     lineage: LineageConfig = Field(default_factory=LineageConfig)
     compression: Literal["snappy", "zstd", "gzip", "none", "lz4"] = "snappy"
     # auto: the Python workers that score also write the Parquet files (pyarrow); spark: Spark's writer.

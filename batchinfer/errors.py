@@ -107,6 +107,10 @@ class OutputLockedError(OutputError):
     """Another run holds the output lock."""
 
 
+class ForeignFilesError(OutputError):
+    """A partition the commit would replace holds files that no batchinfer run wrote."""
+
+
 class DeviceError(BatchInferError, RuntimeError):
     """The requested execution device (e.g. a GPU) is not available."""
 
