@@ -458,7 +458,14 @@ def load_config_full(
     data = apply_overrides(data, overrides)
     secrets: list[str] = []
     data = interpolate_env(data, environ, secrets)
-    config = validate_data(data, source=label)
+    from batchinfer.redaction import REDACTOR
+
+    REDACTOR.remember(secrets)  # before validation: its messages quote the values they reject
+    try:
+        config = validate_data(data, source=label)
+    except ConfigError as exc:
+        REDACTOR.scrub(exc)
+        raise
     return LoadedConfig(config, sources, secrets)
 
 
@@ -475,14 +482,6 @@ def load_config(
 
 def redact(value: Any, secrets: Sequence[str]) -> Any:
     """Replace every occurrence of a secret string inside nested data with ``***``."""
-    secrets = [s for s in secrets if s]
-    if not secrets:
-        return value
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        for s in sorted(secrets, key=len, reverse=True):
-            value = value.replace(s, "***")
-    return value
+    from batchinfer.redaction import redact as _redact
+
+    return _redact(value, secrets)
