@@ -94,7 +94,7 @@ def test_a_secret_in_a_task_error_is_redacted_on_stderr_manifests_and_spark_log(
     proc = _cli("run", str(config), "--json", "--manifest-out", str(manifest_out), tmp_path=tmp_path)
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "batchinfer: input error: corrupt or unreadable Parquet file " in proc.stderr
-    assert f"ds=***/part-1.parquet" in proc.stderr
+    assert "ds=***/part-1.parquet" in proc.stderr
     manifest = json.loads(proc.stdout)
     assert manifest["error"]["type"] == "InputDataError" and "ds=***/" in manifest["error"]["message"]
     texts = {"stdout": proc.stdout, "stderr": proc.stderr, "--manifest-out": manifest_out.read_text()}
