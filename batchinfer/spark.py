@@ -72,8 +72,11 @@ def get_session(config: JobConfig, *, quiet: bool = True):
             builder = builder.config("spark.ui.enabled", "false")
     for key, value in session_conf(config).items():
         builder = builder.config(key, value)
+    from pyspark import SparkContext
+
     log_file = None
-    if quiet and not launched_by_spark_submit() and "SPARK_CONF_DIR" not in os.environ:
+    starts_jvm = SparkContext._active_spark_context is None  # else getOrCreate reuses its logging
+    if quiet and starts_jvm and not launched_by_spark_submit() and "SPARK_CONF_DIR" not in os.environ:
         log_file = _new_log_file()
         per_jvm = {
             "spark.driver.extraJavaOptions": log_file,
