@@ -103,6 +103,7 @@ def _null_feature_data(root) -> Path:
     return data
 
 
+@pytest.mark.slow  # a CLI child process with its own Spark
 def test_task_error_is_one_line_on_the_console_once_per_task_and_traced_in_the_run_log(ws, tmp_path):
     """An all-null feature column on local[2,4] (4 attempts allowed per task): each task runs once,
     the console shows the error and its fix, Spark's event log shows no failed attempt, and the

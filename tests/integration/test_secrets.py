@@ -76,6 +76,7 @@ def test_a_secret_in_a_plan_time_error_is_redacted(ws, tmp_path, where, exit_cod
         assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # a CLI child process with its own Spark
 def test_a_secret_in_a_task_error_is_redacted_on_stderr_manifests_and_spark_log(ws, tmp_path):
     """After planning: the partition value is the secret, and a corrupt data page names its file."""
     root, _, model = ws
