@@ -355,10 +355,10 @@ class OutputTable:
             live = self.root.join(rel) if rel else self.root
             if not _exists(live):
                 continue
-            foreign = self._foreign_files(live, top_level_only=not rel)
+            foreign, why = self._foreign_files(live, top_level_only=not rel)
             if foreign:
                 shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-                found.append(f"{rel or '(root)'}: {shown}")
+                found.append(f"{rel or '(root)'}: {shown}" + (f" ({why})" if why else ""))
         if found:
             raise ForeignFilesError(
                 f"output {self.root.uri} holds files that no batchinfer run wrote in partitions this run "
@@ -367,8 +367,8 @@ class OutputTable:
                 f"and replace the partitions anyway, set output.mode: {FORCE_MODE}",
             )
 
-    def _foreign_files(self, live: Location, *, top_level_only: bool) -> list[str]:
-        """Files in ``live`` (relative names) that a batchinfer commit did not put there."""
+    def _foreign_files(self, live: Location, *, top_level_only: bool) -> tuple[list[str], str | None]:
+        """Files in ``live`` (relative names) that a batchinfer commit did not put there, and why."""
         from pyarrow import fs as pafs
 
         base = live.path.rstrip("/") + "/"
@@ -386,9 +386,9 @@ class OutputTable:
             with marker_loc.fs.open_input_stream(marker_loc.path) as fh:
                 marker = fh.read(256).decode(errors="replace")
         if marker is None or not _MARKER_TEXT.match(marker):
-            why = f"no {MARKER} naming a batchinfer run" if marker is None else f"{MARKER} names no run"
-            return [f"{n} ({why})" for n in sorted(names) if n != MARKER]
-        return sorted(n for n in names if not _OWNED_FILE.match(n))
+            why = f"no {MARKER} naming a batchinfer run" if marker is None else f"its {MARKER} names no run"
+            return sorted(n for n in names if n != MARKER), why
+        return sorted(n for n in names if not _OWNED_FILE.match(n)), None
 
     def _root_has_data(self) -> bool:
         from pyarrow import fs as pafs

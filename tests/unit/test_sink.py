@@ -139,10 +139,20 @@ def test_commit_refuses_to_replace_a_partition_no_batchinfer_run_wrote(tmp_path)
     err = info.value
     assert err.exit_code == 6
     assert "holds files that no batchinfer run wrote" in err.message
-    assert "ds=a: part-0.parquet (no _SUCCESS naming a batchinfer run), part-1.parquet" in err.message
+    assert "(ds=a: part-0.parquet, part-1.parquet (no _SUCCESS naming a batchinfer run))" in err.message
     assert "nothing was changed" in err.message and "output.mode: overwrite_partitions_force" in err.hint
     assert snapshot(out) == before  # not even ds=b was published
     assert not (out / "_batchinfer" / "journal").exists() and not (out / "_batchinfer" / "trash").exists()
+
+
+def test_an_empty_success_file_as_other_writers_leave_it_is_not_a_batchinfer_marker(tmp_path):
+    out = tmp_path / "out"
+    _foreign_partition(out, names=("part-00000-5d2a9c1e-0f3b-4c55-9e1a-2b7c8d9e0f1a-c000.snappy.parquet",))
+    (out / "ds=a" / "_SUCCESS").write_text("")  # what Spark's and Hadoop's committers write
+    t = OutputTable(str(out))
+    stage(t, "r1", {"ds=a": [1]})
+    with pytest.raises(ForeignFilesError, match=r"c000.snappy.parquet \(its _SUCCESS names no run\)"):
+        t.commit("r1", mode="overwrite_partitions", partition_by=["ds"])
 
 
 def test_commit_refuses_a_file_added_to_a_batchinfer_partition_unless_forced(tmp_path):
@@ -169,7 +179,9 @@ def test_commit_refuses_foreign_files_at_an_unpartitioned_root(tmp_path):
     pq.write_table(pa.table({"id": [7]}), out / "data.parquet")
     t = OutputTable(str(out))
     stage(t, "r1", {"": [1]})
-    with pytest.raises(ForeignFilesError, match=r"\(root\): data.parquet \(no _SUCCESS"):
+    with pytest.raises(
+        ForeignFilesError, match=r"\(root\): data.parquet \(no _SUCCESS naming a batchinfer run\)"
+    ):
         t.commit("r1", mode="overwrite_partitions", partition_by=[])
     assert (out / "data.parquet").exists()
     (out / "data.parquet").unlink()
