@@ -105,8 +105,11 @@ def _register_extensions(sub) -> None:
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 1 else logging.INFO)
+    from batchinfer.redaction import RedactingFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter())  # no ${env:...} value in any log line
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
@@ -116,6 +119,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def _print_error(exc: BatchInferError) -> None:
+    from batchinfer.redaction import REDACTOR
+
+    REDACTOR.scrub(exc)
     problems = getattr(exc, "problems", [])
     headline = exc.message.split(": ", 1)[0] if problems else exc.message  # the problems follow, one a line
     kind = "" if exc.kind == "error" else f"{exc.kind} "
@@ -124,6 +130,9 @@ def _print_error(exc: BatchInferError) -> None:
         print(f"  - {path}: {msg}", file=sys.stderr)
     if exc.hint:
         print(f"  fix: {exc.hint}", file=sys.stderr)
+    spark_log = getattr(getattr(exc, "result", None), "manifest", {}).get("spark_log")
+    if spark_log:  # Spark's own trace of the failure is there, not on the console
+        print(f"  log: {spark_log}", file=sys.stderr)
 
 
 def cmd_run(args) -> int:
@@ -156,9 +165,9 @@ def cmd_run(args) -> int:
 
 
 def _emit_manifest(args, manifest: dict) -> None:
-    from batchinfer.config import redact
+    from batchinfer.redaction import REDACTOR
 
-    text = json.dumps(redact(manifest, []), indent=2, default=str)
+    text = json.dumps(REDACTOR.data(manifest), indent=2, default=str)
     if getattr(args, "manifest_out", None):
         with open(args.manifest_out, "w") as fh:
             fh.write(text)
@@ -204,7 +213,9 @@ def cmd_validate(args) -> int:
 
     validate_extensions(job, plan)
     if args.json:
-        print(json.dumps(plan.summary(), indent=2, default=str))
+        from batchinfer.redaction import REDACTOR
+
+        print(json.dumps(REDACTOR.data(plan.summary()), indent=2, default=str))
     else:
         sel = plan.selection
         print(

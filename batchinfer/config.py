@@ -233,7 +233,10 @@ class LineageConfig(_Strict):
 class OutputConfig(_Strict):
     path: str = Field(min_length=1)
     partition_by: list[str] = Field(default_factory=list)
-    mode: Literal["overwrite_partitions", "error_if_exists", "append"] = "overwrite_partitions"
+    # overwrite_partitions_force also replaces partitions holding files no batchinfer run wrote.
+    mode: Literal["overwrite_partitions", "error_if_exists", "append", "overwrite_partitions_force"] = (
+        "overwrite_partitions"
+    )
     lineage: LineageConfig = Field(default_factory=LineageConfig)
     compression: Literal["snappy", "zstd", "gzip", "none", "lz4"] = "snappy"
     # auto: the Python workers that score also write the Parquet files (pyarrow); spark: Spark's writer.
@@ -629,7 +632,14 @@ def load_config_full(
     data = apply_overrides(data, overrides)
     secrets: list[str] = []
     data = interpolate_env(data, environ, secrets)
-    config = validate_data(data, source=label)
+    from batchinfer.redaction import REDACTOR
+
+    REDACTOR.remember(secrets)  # before validation: its messages quote the values they reject
+    try:
+        config = validate_data(data, source=label)
+    except ConfigError as exc:
+        REDACTOR.scrub(exc)
+        raise
     return LoadedConfig(config, sources, secrets)
 
 
@@ -646,14 +656,6 @@ def load_config(
 
 def redact(value: Any, secrets: Sequence[str]) -> Any:
     """Replace every occurrence of a secret string inside nested data with ``***``."""
-    secrets = [s for s in secrets if s]
-    if not secrets:
-        return value
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        for s in sorted(secrets, key=len, reverse=True):
-            value = value.replace(s, "***")
-    return value
+    from batchinfer.redaction import redact as _redact
+
+    return _redact(value, secrets)

@@ -107,11 +107,35 @@ class OutputLockedError(OutputError):
     """Another run holds the output lock."""
 
 
+class ForeignFilesError(OutputError):
+    """A partition the commit would replace holds files that no batchinfer run wrote."""
+
+
 class DeviceError(BatchInferError, RuntimeError):
     """The requested execution device (e.g. a GPU) is not available."""
 
     exit_code = 7
     kind = "device"
+
+
+def error_from_dict(info: dict) -> BatchInferError:
+    """Rebuild a typed error from :meth:`BatchInferError.to_dict` (e.g. one a Spark task reported)."""
+    classes = {c.__name__: c for c in _subclasses(BatchInferError)}
+    cls = classes.get(info.get("type", ""), BatchInferError)
+    exc = cls.__new__(cls)
+    BatchInferError.__init__(exc, info.get("message", ""), hint=info.get("hint"))
+    if isinstance(exc, ConfigError):
+        exc.problems = [(p["field"], p["message"]) for p in info.get("problems", [])]
+    if isinstance(exc, GateFailedError):
+        exc.failures = []
+    return exc
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_subclasses(sub))
+    return out
 
 
 EXIT_CODES: dict[int, str] = {

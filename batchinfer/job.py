@@ -20,6 +20,7 @@ from batchinfer import errors, faults
 from batchinfer.config import JobConfig, LoadedConfig, load_config_full, redact
 from batchinfer.errors import BatchInferError
 from batchinfer.plan import JobPlan, build_plan, check_output_location
+from batchinfer.redaction import scrubs_errors
 
 _TYPED_ERROR = re.compile(r"batchinfer\.errors\.(\w+): (.+?)(?:\n|$)")
 _FAILED_READ = re.compile(r"Encountered error while reading file (\S+?)\.?(?:\s|$)")
@@ -146,6 +147,7 @@ class Job:
     def config(self) -> JobConfig:
         return self.loaded.config
 
+    @scrubs_errors
     def plan(self) -> JobPlan:
         """Load the model and list the input (no Spark), then check the config against both."""
         from batchinfer.io.source import discover
@@ -170,6 +172,7 @@ class Job:
         plan.card = card
         return apply_card(plan, card)  # canary batch, batch-dependence pinning
 
+    @scrubs_errors
     def run(
         self,
         *,
@@ -196,6 +199,11 @@ class Job:
         manifest = ManifestBuilder(run_id, self.loaded, dry_run=dry_run)
         with timings.stage("plan", progress):
             plan = self.plan()
+            # Everything `batchinfer validate` checks (expectations, drift profile, device) fails
+            # here, before Spark starts, not in a task after retries.
+            from batchinfer.commands import validate_extensions
+
+            validate_extensions(self, plan)
         manifest.set_plan(plan)
         manifest.notes.extend(plan.notes)
 
@@ -275,9 +283,15 @@ class Job:
             path = None if dry_run else self._write_records(table, run_id, doc, manifest)
             return JobResult(doc["status"], run_id, doc, table.root.uri, path)
 
+        log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
         with timings.stage("spark_start", progress):
             session = spark or spark_mod.get_session(cfg)
         manifest.spark = spark_mod.application_info(session)
+        if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
+            manifest.spark_log_offset = log_offset
+            manifest.extra["spark_log"] = (
+                spark_mod.driver_log() if dry_run else table.run_dir(run_id).join("spark.log").uri
+            )
         sc = session.sparkContext
         sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
 
@@ -361,16 +375,24 @@ class Job:
                     run_id=run_id,
                     sample_fraction=sample_fraction,
                     session_factory=session_factory,
+                    task_errors=True,
                     **drift_kw,
                 )
             else:
                 scored = score_dataframe(
-                    session, df, plan, run_id=run_id, session_factory=session_factory, **drift_kw
+                    session,
+                    df,
+                    plan,
+                    run_id=run_id,
+                    session_factory=session_factory,
+                    task_errors=True,
+                    **drift_kw,
                 )
             with timings.stage("score_and_stage", progress):
+                written = None
                 try:
                     if sink is not None:
-                        sink.publish(scored.df.collect())
+                        written = scored.df.collect()
                     else:
                         writer = scored.df.write.mode("overwrite").option(
                             "compression",
@@ -382,6 +404,9 @@ class Job:
                 except Exception as exc:
                     reraise_executor_error(exc)
                     raise
+                scored.raise_task_errors()  # deterministic errors come back as data, never retried
+                if sink is not None:
+                    sink.publish(written)
         finally:
             if cached is not None:
                 cached.unpersist()
@@ -436,6 +461,12 @@ class Job:
             table.write_latest(text)
             for name, content in manifest.attachments.items():
                 table.write_run_file(run_id, name, redact(content, self.loaded.secrets))
+            if manifest.spark_log_offset is not None:
+                from batchinfer import spark as spark_mod
+
+                table.write_run_file(
+                    run_id, "spark.log", spark_mod.read_driver_log(manifest.spark_log_offset)
+                )
         except OSError:
             return None
         return path

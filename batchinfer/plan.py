@@ -468,19 +468,28 @@ def _check_custom_hooks(config: JobConfig) -> None:
 
 
 def check_output_location(config: JobConfig) -> None:
-    """The output may not equal, contain or sit inside the input."""
-    from batchinfer.io.filesystem import resolve
+    """The output (and the quarantine) may not equal, contain or sit inside the input.
 
-    src, dst = resolve(config.input.path), resolve(config.output.path)
+    Compared as the filesystem resolves them (symlinks, ``..``, bind mounts) or, on object
+    stores, as normalised bucket/key prefixes: a second path to the input would let the commit
+    replace the input's partitions with scored files.
+    """
+    from batchinfer.io.filesystem import overlap
 
-    def scheme(uri: str) -> str:
-        return uri.split("://", 1)[0] if "://" in uri else "file"
-
-    if scheme(src.uri) != scheme(dst.uri):
-        return
-    a, b = src.path.rstrip("/") + "/", dst.path.rstrip("/") + "/"
-    if a == b or b.startswith(a) or a.startswith(b):
-        raise OutputError(
-            f"output.path {dst.uri} overlaps input.path {src.uri} (it must not equal, contain, or sit inside it)",
-            hint="write the scores to a separate directory",
-        )
+    how = {
+        "same": "both name the same directory",
+        "inside": "it sits inside it",
+        "contains": "it contains it",
+    }
+    targets = [("output.path", config.output.path)]
+    if config.quarantine.enabled and config.quarantine.path:
+        targets.append(("quarantine.path", config.quarantine.path))
+    for field_name, path in targets:
+        found = overlap(config.input.path, path)
+        if found is not None:
+            raise OutputError(
+                f"{field_name} {path} overlaps input.path {config.input.path}: {how[found]} "
+                "(resolved through symlinks, '..' and mounts)",
+                hint=f"write to a directory outside the input: {field_name} must not equal, contain, "
+                "or sit inside input.path",
+            )

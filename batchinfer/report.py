@@ -54,6 +54,7 @@ class ManifestBuilder:
         self.extra: dict = {}
         self.attachments: dict[str, str] = {}
         self.staged: dict | None = None
+        self.spark_log_offset: int | None = None  # where this run starts in the driver's Spark log
 
     def set_plan(self, plan) -> None:
         self.plan = plan

@@ -55,6 +55,7 @@ def get_session(config: JobConfig, *, quiet: bool = True):
     Under spark-submit the master and resources come from the command line; otherwise
     ``spark.master`` from the config, defaulting to ``local[*]``.
     """
+    global _driver_log
     # Python workers must run this interpreter (and its packages), not whatever python3 is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if not launched_by_spark_submit():
@@ -71,17 +72,80 @@ def get_session(config: JobConfig, *, quiet: bool = True):
             builder = builder.config("spark.ui.enabled", "false")
     for key, value in session_conf(config).items():
         builder = builder.config(key, value)
-    if quiet and not launched_by_spark_submit() and "SPARK_CONF_DIR" not in os.environ:
-        opt = f"-Dlog4j.configurationFile=file:{_LOG4J}"
-        for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+    from pyspark import SparkContext
+
+    log_file = None
+    starts_jvm = SparkContext._active_spark_context is None  # else getOrCreate reuses its logging
+    if quiet and starts_jvm and not launched_by_spark_submit() and "SPARK_CONF_DIR" not in os.environ:
+        log_file = _new_log_file()
+        per_jvm = {
+            "spark.driver.extraJavaOptions": log_file,
+            # Spark fills in {{EXECUTOR_ID}}: one file per executor JVM (local-cluster).
+            "spark.executor.extraJavaOptions": log_file[: -len(".log")] + "-executor-{{EXECUTOR_ID}}.log",
+        }
+        for key, path in per_jvm.items():
+            opt = f"-Dlog4j.configurationFile=file:{_LOG4J} -Dbatchinfer.log.file={path}"
             user = str(config.spark.conf.get(key, ""))
             builder = builder.config(key, (user + " " + opt).strip())
     if quiet and not launched_by_spark_submit():
         _launch_filtered_gateway(getattr(builder, "_options", {}))
     session = builder.getOrCreate()
+    if log_file is not None:
+        _driver_log = log_file
     if quiet:
-        session.sparkContext.setLogLevel("ERROR")
+        # With the log in a file, keep Spark's warnings there (lost tasks, retries); else only errors.
+        session.sparkContext.setLogLevel("WARN" if _driver_log else "ERROR")
     return session
+
+
+# The log file of the embedded Spark this process started (None: Spark's own logging, e.g. under
+# spark-submit, with SPARK_CONF_DIR, or with a session the caller built).
+_driver_log: str | None = None
+
+
+def driver_log() -> str | None:
+    return _driver_log
+
+
+def driver_log_size() -> int:
+    try:
+        return os.path.getsize(_driver_log) if _driver_log else 0
+    except OSError:
+        return 0
+
+
+def read_driver_log(offset: int, limit: int = 20 * 2**20) -> str:
+    """What the driver JVM logged since byte ``offset`` (at most its last ``limit`` bytes), redacted."""
+    from batchinfer.redaction import REDACTOR
+
+    if not _driver_log:
+        return ""
+    try:
+        with open(_driver_log, "rb") as fh:
+            fh.seek(max(offset, driver_log_size() - limit))
+            return REDACTOR.text(fh.read().decode(errors="replace"))
+    except OSError:
+        return ""
+
+
+def log_dir() -> str:
+    """``$BATCHINFER_LOG_DIR``, else ``<temp dir>/batchinfer-logs``."""
+    import tempfile
+
+    return os.environ.get("BATCHINFER_LOG_DIR") or os.path.join(tempfile.gettempdir(), "batchinfer-logs")
+
+
+def _new_log_file() -> str:
+    import time
+
+    directory = log_dir()
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(
+        directory, f"spark-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
+    )
+    # Spark's log may quote paths and values: readable by this user only.
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+    return path
 
 
 # Printed by the JVM itself for Spark's --add-modules=jdk.incubator.vector; no JVM flag silences it.
@@ -106,9 +170,13 @@ def _launch_filtered_gateway(options: dict) -> None:
         conf.set(key, str(value))
     gateway = launch_gateway(conf, popen_kwargs={"stderr": PIPE})
 
+    from batchinfer.redaction import REDACTOR
+
     def forward(stream) -> None:
         for line in iter(stream.readline, b""):
             if not line.startswith(_JVM_NOISE):
+                if REDACTOR.secrets:  # the JVM prints paths and values: no ${env:...} value passes
+                    line = REDACTOR.text(line.decode(errors="replace")).encode()
                 os.write(2, line)
 
     threading.Thread(target=forward, args=(gateway.proc.stderr,), daemon=True, name="spark-stderr").start()

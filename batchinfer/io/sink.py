@@ -18,20 +18,34 @@ HDFS), then mark the journal committed and delete trash. A run killed at any poi
 either the old partition or, inside the short rename window, a journal; the next run (or
 ``batchinfer recover``) rolls such a half-done commit back, restoring the previous partition
 byte for byte, and deletes the dead run's staging files.
+
+The commit only moves what it owns: its own staging files, and partitions that a batchinfer run
+committed before. A partition it would replace counts as batchinfer's when it holds a
+``_SUCCESS`` naming a run id and nothing but ``part-*.parquet`` data files (and their ``.crc``
+checksums); anything else (no marker, an extra file, a subdirectory) stops the commit with a
+:class:`~batchinfer.errors.ForeignFilesError` before anything moves, unless
+``output.mode: overwrite_partitions_force`` says to replace such partitions anyway.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
 
-from batchinfer.errors import OutputError, OutputLockedError
+from batchinfer.errors import ForeignFilesError, OutputError, OutputLockedError
 from batchinfer.io.filesystem import Location, is_hidden, resolve
 
 META = "_batchinfer"
+MARKER = "_SUCCESS"
+FORCE_MODE = "overwrite_partitions_force"
+# What a committed partition holds: its marker, data files as either writer names them, checksums.
+_OWNED_FILE = re.compile(r"^(_SUCCESS|part-[^/]*\.parquet|\._SUCCESS\.crc|\.part-[^/]*\.parquet\.crc)$")
+# A run id as a marker holds it (batchinfer.job.new_run_id; any one-line token from older runs).
+_MARKER_TEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*\n?$")
 
 
 @dataclass
@@ -196,6 +210,10 @@ class OutputTable:
         for unit in journal.get("units", []):
             rel = unit["path"]
             live = self.root.join(rel) if rel else self.root
+            if mode == "append" and rel and not unit.get("had_previous"):
+                if _exists(live):  # a new partition: moved in whole, with its marker
+                    live.fs.delete_dir(live.path)
+                continue
             if mode == "append":
                 for name in unit.get("files", []):
                     f = live.join(name)
@@ -286,6 +304,8 @@ class OutputTable:
                     f"{', '.join(c or 'data' for c in clash)}",
                     hint="use mode overwrite_partitions to replace it, or write elsewhere",
                 )
+        if mode != "append" and mode != FORCE_MODE:
+            self._refuse_foreign_files(list(units) if partition_by else [""])
         staging = self.staging(run_id)
         journal_units = []
         for rel, files in sorted(units.items()):
@@ -297,8 +317,8 @@ class OutputTable:
                     "files": [fi.base_name for fi in files],
                 }
             )
-            if mode != "append" and rel:
-                _write_text_atomic(staging.join(rel, "_SUCCESS"), run_id + "\n")
+            if rel and (mode != "append" or not journal_units[-1]["had_previous"]):
+                _write_text_atomic(staging.join(rel, MARKER), run_id + "\n")
         journal_loc = self.meta.join("journal", f"{run_id}.json")
         journal = {"run_id": run_id, "mode": mode, "state": "committing", "units": journal_units}
         _write_text_atomic(journal_loc, json.dumps(journal))
@@ -306,7 +326,7 @@ class OutputTable:
         trash = self.meta.join("trash", run_id)
         for unit, (rel, files) in zip(journal_units, sorted(units.items()), strict=False):
             live = self.root.join(rel) if rel else self.root
-            if mode == "append":
+            if mode == "append" and (unit["had_previous"] or not rel):
                 live.fs.create_dir(live.path, recursive=True)
                 for fi in files:
                     live.fs.move(fi.path, live.join(fi.base_name).path)
@@ -327,6 +347,48 @@ class OutputTable:
         self._cleanup(run_id)
         journal_loc.fs.delete_file(journal_loc.path)
         return result
+
+    def _refuse_foreign_files(self, units: list[str]) -> None:
+        """Raise before anything moves when a partition to replace holds files no run of ours wrote."""
+        found: list[str] = []
+        for rel in units:
+            live = self.root.join(rel) if rel else self.root
+            if not _exists(live):
+                continue
+            foreign, why = self._foreign_files(live, top_level_only=not rel)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+                found.append(f"{rel or '(root)'}: {shown}" + (f" ({why})" if why else ""))
+        if found:
+            raise ForeignFilesError(
+                f"output {self.root.uri} holds files that no batchinfer run wrote in partitions this run "
+                f"would replace ({'; '.join(found)}); nothing was changed",
+                hint="point output.path at a directory only batchinfer writes to; to delete those files "
+                f"and replace the partitions anyway, set output.mode: {FORCE_MODE}",
+            )
+
+    def _foreign_files(self, live: Location, *, top_level_only: bool) -> tuple[list[str], str | None]:
+        """Files in ``live`` (relative names) that a batchinfer commit did not put there, and why."""
+        from pyarrow import fs as pafs
+
+        base = live.path.rstrip("/") + "/"
+        names = []
+        for fi in live.fs.get_file_info(pafs.FileSelector(live.path, recursive=not top_level_only)):
+            rel = fi.path[len(base) :]
+            if top_level_only and (fi.type != pafs.FileType.File or is_hidden(rel)):
+                continue  # the root: only its visible files are swapped (_batchinfer stays)
+            if fi.type == pafs.FileType.Directory:
+                names.append(rel + "/")
+            elif fi.type == pafs.FileType.File:
+                names.append(rel)
+        marker, marker_loc = None, live.join(MARKER)
+        if _exists(marker_loc):
+            with marker_loc.fs.open_input_stream(marker_loc.path) as fh:
+                marker = fh.read(256).decode(errors="replace")
+        if marker is None or not _MARKER_TEXT.match(marker):
+            why = f"no {MARKER} naming a batchinfer run" if marker is None else f"its {MARKER} names no run"
+            return sorted(n for n in names if n != MARKER), why
+        return sorted(n for n in names if not _OWNED_FILE.match(n)), None
 
     def _root_has_data(self) -> bool:
         from pyarrow import fs as pafs

@@ -93,6 +93,18 @@ def _fake_cuda_requested() -> bool:
     return ctx is not None and (ctx.getLocalProperty(FAKE_CUDA_PROPERTY) or "") == "true"
 
 
+def _fake_cuda_on_driver() -> bool:
+    """The test seam as the driver sees it: set on this thread of an already running SparkContext."""
+    import sys
+
+    if "pyspark" not in sys.modules:  # validate never imports pyspark for this
+        return False
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    return sc is not None and (sc.getLocalProperty(FAKE_CUDA_PROPERTY) or "") == "true"
+
+
 def available_providers() -> list[str]:
     """The providers this process's onnxruntime offers (plus the test seam's fake CUDA)."""
     available = list(import_onnxruntime().get_available_providers())
@@ -266,7 +278,7 @@ def driver_device_problem(device: str) -> str | None:
         available = list(import_onnxruntime().get_available_providers())
     except DeviceError as exc:
         return exc.message
-    if CUDA not in available:
+    if CUDA not in available and not _fake_cuda_on_driver():
         return (
             f"runtime.device=gpu but this onnxruntime ({runtimes[0]}) has no {CUDA} "
             f"(available: {available}); pip install 'batchinfer[gpu]' in a clean environment, "

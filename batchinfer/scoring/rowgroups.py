@@ -98,6 +98,7 @@ def score_row_groups(
     extra_columns=(),
     wrap=None,
     sink=None,
+    task_errors=False,
 ):
     """Lazily score the plan's row groups; returns a ``ScoredFrame`` like ``score_dataframe``."""
     import pyarrow as pa
@@ -126,7 +127,7 @@ def score_row_groups(
     task_df = spark.createDataFrame(sc.parallelize(tasks, slices), task_schema)
     model_bc = sc.broadcast(plan.model.content)
     stats = sc.accumulator({}, _stats_param())
-    scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory)
+    scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory, task_errors=task_errors)
     if wrap is not None:
         scorer = wrap(scorer)
     columns = [*spec.read_columns, *[c for c in extra_columns if c not in spec.read_columns]]

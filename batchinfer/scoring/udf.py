@@ -38,7 +38,7 @@ def _merge_stats(a: dict, b: dict) -> dict:
             if w not in cur["warnings"]:
                 cur["warnings"].append(w)
         # GPU scheduling (docs/gpu.md): what each worker asked onnxruntime for, and on which device.
-        for name in ("requested_providers", "gpu_addresses", "device_ids", "batch_rows"):
+        for name in ("requested_providers", "gpu_addresses", "device_ids", "batch_rows", "task_errors"):
             merged = cur.setdefault(name, [])
             merged.extend(x for x in info.get(name, []) if x not in merged)
         if info.get("peak_rss_mb"):
@@ -111,8 +111,16 @@ def _maybe_kill_executor() -> None:
         faults.maybe_kill_executor(ctx.partitionId(), ctx.attemptNumber())
 
 
-def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_factory=None):
-    """The function given to ``mapInArrow``. Everything it closes over is small and picklable."""
+def make_scorer(
+    spec: ScoringSpec, model_bc, out_schema, stats_acc, session_factory=None, *, task_errors=False
+):
+    """The function given to ``mapInArrow``. Everything it closes over is small and picklable.
+
+    With ``task_errors`` a batchinfer error raised in a task (bad features, no GPU, a bad hook,
+    a corrupt page) is deterministic: the task reports it through ``stats_acc`` and ends, instead
+    of failing and being retried ``spark.task.maxFailures`` times; the driver must then call
+    :meth:`ScoredFrame.raise_task_errors` after the action.
+    """
     digest = spec.model_sha256
     output_names = spec.output_names
 
@@ -196,7 +204,30 @@ def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_fact
             }
         )
 
-    return score_partition
+    if not task_errors:
+        return score_partition
+
+    def score_or_report(batches):
+        from batchinfer.errors import BatchInferError
+        from batchinfer.scoring import session as sessions
+
+        try:
+            yield from score_partition(batches)
+        except BatchInferError as exc:
+            import traceback
+
+            from pyspark import TaskContext
+
+            ctx = TaskContext.get()
+            record = {
+                **exc.to_dict(),
+                "partition": ctx.partitionId() if ctx is not None else 0,
+                "attempt": ctx.attemptNumber() if ctx is not None else 0,
+                "traceback": traceback.format_exc()[-8000:],
+            }
+            stats_acc.add({sessions.worker_id(): {"task_errors": [record]}})
+
+    return score_or_report
 
 
 @dataclass
@@ -204,6 +235,30 @@ class ScoredFrame:
     df: object  # pyspark DataFrame: passthrough + outputs + lineage
     stats: object  # Accumulator[dict]: per-worker sessions, providers, rows
     model_broadcast: object
+
+    def raise_task_errors(self) -> None:
+        """Raise the first deterministic error the tasks reported (``make_scorer(task_errors=True)``)."""
+        from batchinfer.errors import error_from_dict
+
+        records = [r for info in self.stats.value.values() for r in info.pop("task_errors", [])]
+        if records:
+            records.sort(key=lambda r: (r.get("partition", 0), r.get("attempt", 0)))
+            _log_task_errors(self.df, records)
+            raise error_from_dict(records[0])
+
+
+def _log_task_errors(df, records: list[dict]) -> None:
+    """Put the tasks' tracebacks in Spark's driver log (a file for embedded Spark), not the console."""
+    try:
+        jvm = df.sparkSession.sparkContext._jvm
+        logger = jvm.org.apache.logging.log4j.LogManager.getLogger("batchinfer.TaskError")
+    except Exception:  # Spark Connect: no JVM here; the error itself still reaches the caller
+        return
+    for r in records:
+        logger.error(
+            f"{r.get('type')} in task for partition {r.get('partition')} (attempt {r.get('attempt')}; "
+            f"deterministic, not retried): {r.get('message')}\n{r.get('traceback', '')}"
+        )
 
 
 def sink_schema() -> str:
@@ -225,7 +280,16 @@ def with_lineage(scored, plan: JobPlan, run_id: str):
 
 
 def score_dataframe(
-    spark, df, plan: JobPlan, *, run_id: str, session_factory=None, extra_columns=(), wrap=None, sink=None
+    spark,
+    df,
+    plan: JobPlan,
+    *,
+    run_id: str,
+    session_factory=None,
+    extra_columns=(),
+    wrap=None,
+    sink=None,
+    task_errors=False,
 ) -> ScoredFrame:
     """Lazily score ``df`` (which holds at least ``plan.spec.read_columns``).
 
@@ -242,7 +306,7 @@ def score_dataframe(
     out_schema = output_arrow_schema(spec, in_schema)
     model_bc = spark.sparkContext.broadcast(plan.model.content)
     stats = spark.sparkContext.accumulator({}, _stats_param())
-    scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory)
+    scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory, task_errors=task_errors)
     if wrap is not None:
         scorer = wrap(scorer)
     if sink is not None:  # the workers write the Parquet files themselves (io/direct_writer.py)

@@ -17,7 +17,7 @@ from batchinfer import cli
 from batchinfer.errors import ConfigError, InputDataError, ModelError
 from batchinfer.job import Job
 from tests.support import models
-from tests.support.data import job_config, write_partitioned
+from tests.support.data import job_config, snapshot, write_partitioned
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -112,6 +112,24 @@ def test_output_equal_to_or_inside_input_is_refused_by_the_cli(ws, tmp_path, cap
         assert cli.main(["run", str(config)]) == 6
         assert "overlaps input.path" in capsys.readouterr().err
     assert not (data / "scores").exists() and not (data / "_batchinfer").exists()
+
+
+def test_output_reaching_the_input_through_a_symlink_is_refused_and_the_input_kept(ws, tmp_path, capsys):
+    """The data-loss case: a second path to the input root, to one of its partitions, or via '..'."""
+    root, data, model = ws
+    before = snapshot(data)
+    (tmp_path / "scores").symlink_to(data)
+    (tmp_path / "day").symlink_to(data / f"ds={DAY}")
+    for out in (tmp_path / "scores", f"{tmp_path}/day/.."):
+        config = tmp_path / "job.yaml"
+        config.write_text(json.dumps(job_config(data, model, out, features=FEATURES)))
+        assert cli.main(["validate", str(config)]) == 6
+        assert "overlaps input.path" in capsys.readouterr().err
+        assert cli.main(["run", str(config)]) == 6
+        err = capsys.readouterr().err
+        assert f"batchinfer: output error: output.path {out} overlaps input.path {data}" in err
+    assert snapshot(data) == before
+    assert not (data / "_batchinfer").exists() and not (data / "_SUCCESS").exists()
 
 
 def test_bad_models_fail_at_plan_time_before_any_spark_job(spark, ws, tmp_path):

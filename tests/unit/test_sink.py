@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchinfer.errors import OutputError, OutputLockedError
+from batchinfer.errors import ForeignFilesError, OutputError, OutputLockedError
 from batchinfer.io.sink import OutputTable
 from tests.support.data import snapshot
 
@@ -116,3 +116,107 @@ def test_stale_lock_of_a_dead_process_is_broken(tmp_path):
     assert t.lock_holder()["run_id"] == "next-run"
     assert t.force_unlock()["run_id"] == "next-run"
     assert t.lock_holder() is None
+
+
+# --------------------------------------------------------------------------- files the run did not write
+def _foreign_partition(root, rel="ds=a", names=("part-0.parquet", "part-1.parquet")):
+    """A partition as any other tool writes it: data files, no batchinfer marker."""
+    d = root / rel
+    d.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        pq.write_table(pa.table({"id": [100 + i]}), d / name)
+
+
+def test_commit_refuses_to_replace_a_partition_no_batchinfer_run_wrote(tmp_path):
+    """The data-loss case: output.path turned out to be the input; its files must never move."""
+    out = tmp_path / "out"
+    _foreign_partition(out)
+    before = snapshot(out)
+    t = OutputTable(str(out))
+    stage(t, "r1", {"ds=a": [1], "ds=b": [2]})
+    with pytest.raises(ForeignFilesError) as info:
+        t.commit("r1", mode="overwrite_partitions", partition_by=["ds"])
+    err = info.value
+    assert err.exit_code == 6
+    assert "holds files that no batchinfer run wrote" in err.message
+    assert "(ds=a: part-0.parquet, part-1.parquet (no _SUCCESS naming a batchinfer run))" in err.message
+    assert "nothing was changed" in err.message and "output.mode: overwrite_partitions_force" in err.hint
+    assert snapshot(out) == before  # not even ds=b was published
+    assert not (out / "_batchinfer" / "journal").exists() and not (out / "_batchinfer" / "trash").exists()
+
+
+def test_an_empty_success_file_as_other_writers_leave_it_is_not_a_batchinfer_marker(tmp_path):
+    out = tmp_path / "out"
+    _foreign_partition(out, names=("part-00000-5d2a9c1e-0f3b-4c55-9e1a-2b7c8d9e0f1a-c000.snappy.parquet",))
+    (out / "ds=a" / "_SUCCESS").write_text("")  # what Spark's and Hadoop's committers write
+    t = OutputTable(str(out))
+    stage(t, "r1", {"ds=a": [1]})
+    with pytest.raises(ForeignFilesError, match=r"c000.snappy.parquet \(its _SUCCESS names no run\)"):
+        t.commit("r1", mode="overwrite_partitions", partition_by=["ds"])
+
+
+def test_commit_refuses_a_file_added_to_a_batchinfer_partition_unless_forced(tmp_path):
+    out = tmp_path / "out"
+    t = OutputTable(str(out))
+    stage(t, "r1", {"ds=a": [1]})
+    t.commit("r1", mode="overwrite_partitions", partition_by=["ds"])
+    (out / "ds=a" / "notes.txt").write_text("mine")
+    (out / "ds=a" / "sub").mkdir()
+    stage(t, "r2", {"ds=a": [2]})
+    with pytest.raises(ForeignFilesError, match=r"\(ds=a: notes.txt, sub/\); nothing was changed"):
+        t.commit("r2", mode="overwrite_partitions", partition_by=["ds"])
+    assert (out / "ds=a" / "notes.txt").read_text() == "mine"
+    assert pq.read_table(out / "ds=a" / "part-r1.parquet").column("id").to_pylist() == [1]
+    # Only the explicit mode deletes them.
+    t.commit("r2", mode="overwrite_partitions_force", partition_by=["ds"])
+    assert ids(out, "ds=a") == [2] and not (out / "ds=a" / "notes.txt").exists()
+    assert (out / "ds=a" / "_SUCCESS").read_text().strip() == "r2"
+
+
+def test_commit_refuses_foreign_files_at_an_unpartitioned_root(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    pq.write_table(pa.table({"id": [7]}), out / "data.parquet")
+    t = OutputTable(str(out))
+    stage(t, "r1", {"": [1]})
+    with pytest.raises(
+        ForeignFilesError, match=r"\(root\): data.parquet \(no _SUCCESS naming a batchinfer run\)"
+    ):
+        t.commit("r1", mode="overwrite_partitions", partition_by=[])
+    assert (out / "data.parquet").exists()
+    (out / "data.parquet").unlink()
+    t.commit("r1", mode="overwrite_partitions", partition_by=[])  # empty root: nothing to protect
+    stage(t, "r2", {"": [2]})
+    t.commit("r2", mode="overwrite_partitions", partition_by=[])  # its own files: replaced
+    assert pq.read_table(out).column("id").to_pylist() == [2]
+
+
+def test_appended_partition_carries_a_marker_and_can_be_overwritten_later(tmp_path):
+    out = tmp_path / "out"
+    t = OutputTable(str(out))
+    stage(t, "r1", {"ds=a": [1]})
+    t.commit("r1", mode="append", partition_by=["ds"])
+    stage(t, "r2", {"ds=a": [2]})
+    t.commit("r2", mode="append", partition_by=["ds"])
+    assert ids(out, "ds=a") == [1, 2] and (out / "ds=a" / "_SUCCESS").read_text().strip() == "r1"
+    stage(t, "r3", {"ds=a": [3]})
+    t.commit("r3", mode="overwrite_partitions", partition_by=["ds"])
+    assert ids(out, "ds=a") == [3]
+
+
+def test_interrupted_append_of_a_new_partition_is_rolled_back(tmp_path):
+    out = tmp_path / "out"
+    t = OutputTable(str(out))
+    stage(t, "r1", {"ds=a": [1]})
+    t.commit("r1", mode="append", partition_by=["ds"])
+    before = snapshot(out)
+
+    def pause(s):
+        if s == "partition_committed":
+            raise Crash(s)
+
+    stage(t, "r2", {"ds=a": [2], "ds=b": [3]})
+    with pytest.raises(Crash):
+        t.commit("r2", mode="append", partition_by=["ds"], pause=pause)
+    t.recover(current_run="r3")
+    assert snapshot(out) == before and not (out / "ds=b").exists()
