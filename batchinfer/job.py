@@ -179,11 +179,16 @@ class Job:
         progress: Callable[[str], None] | None = None,
         session_factory=None,
         commit_pause=None,
+        attempt: str | None = None,
+        keep_staging: bool = True,
     ) -> JobResult:
         """Run the job. Expected failures raise typed errors; a failed gate raises GateFailedError.
 
         The manifest of a failed run (after planning) is still written under
         ``<output>/_batchinfer/runs/<run_id>/`` and attached to the error as ``error.result``.
+        ``attempt`` (a scheduler's id for this try) is recorded in the manifest. A dry run's
+        scored rows stay in a temporary directory (``result.staged_path``) unless
+        ``keep_staging=False`` (what the CLI does without ``--keep-staging``).
         """
         from batchinfer.io.sink import OutputTable
         from batchinfer.report import ManifestBuilder
@@ -194,6 +199,8 @@ class Job:
         run_id = new_run_id()
         timings = Timings()
         manifest = ManifestBuilder(run_id, self.loaded, dry_run=dry_run)
+        if attempt:
+            manifest.extra["attempt"] = attempt
         with timings.stage("plan", progress):
             plan = self.plan()
         manifest.set_plan(plan)
@@ -244,6 +251,10 @@ class Job:
         finally:
             if not dry_run:
                 table.release_lock(run_id)
+            elif scratch is not None and not keep_staging:
+                import shutil
+
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def _execute(
         self,

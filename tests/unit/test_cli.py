@@ -169,6 +169,8 @@ def test_dry_run_json_with_quiet_spark_console(tmp_path):
         tmp_path, "cli-spark", files_per_day=1, rows_per_file=50, extra='spark: {master: "local[1]"}\n'
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR")}
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")
     proc = subprocess.run(
         [sys.executable, "-m", "batchinfer.cli", "run", str(cfg), "--dry-run", "--json"],
         capture_output=True,
@@ -181,6 +183,8 @@ def test_dry_run_json_with_quiet_spark_console(tmp_path):
     manifest = json.loads(proc.stdout)
     assert manifest["status"] == "dry_run" and manifest["rows_out"] == 100
     assert not (tmp_path / "out").exists()
+    # The dry run's staging directory is gone (--keep-staging keeps it).
+    assert not [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("batchinfer-dryrun-")]
     for noise in (
         "Using incubator modules",
         "Setting default log level",
