@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--dry-run", action="store_true", help="run everything but the write")
     run.add_argument(
+        "--conf",
+        dest="spark_conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark property, e.g. --conf spark.sql.shuffle.partitions=16 (repeatable); beats the "
+        "config's spark.conf and spark-defaults.conf (under spark-submit, pass --conf to spark-submit)",
+    )
+    run.add_argument(
         "--keep-staging",
         action="store_true",
         help="dry runs: keep the scored rows in the temporary staging directory (default: removed)",
@@ -136,8 +145,11 @@ def cmd_run(args) -> int:
     from batchinfer.job import Job
     from batchinfer.progress import progress_reporter
     from batchinfer.report import summary_text
+    from batchinfer.spark_conf import parse_conf_args
 
+    spark_conf = parse_conf_args(args.spark_conf)
     job = Job.from_yaml(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
+    job.spark_conf = spark_conf
     if args.sample_fraction is not None and not (0 < args.sample_fraction <= 1):
         raise ConfigError(
             "--sample-fraction must be in (0, 1]", problems=[("--sample-fraction", str(args.sample_fraction))]

@@ -125,6 +125,9 @@ class Job:
 
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
+        # Spark properties from the command line (`batchinfer run --conf`): they beat the config's
+        # spark.conf (batchinfer/spark_conf.py).
+        self.spark_conf: dict[str, str] = {}
 
     @classmethod
     def from_yaml(
@@ -286,8 +289,8 @@ class Job:
             return JobResult(doc["status"], run_id, doc, table.root.uri, path)
 
         with timings.stage("spark_start", progress):
-            session = spark or spark_mod.get_session(cfg)
-        manifest.spark = spark_mod.application_info(session)
+            session = spark or spark_mod.get_session(cfg, command_line_conf=self.spark_conf)
+        manifest.spark = spark_mod.application_info(session, cfg, self.spark_conf)
         sc = session.sparkContext
         sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Mapping
 
 from batchinfer.config import JobConfig
+
+log = logging.getLogger("batchinfer")
 
 _LOG4J = os.path.join(os.path.dirname(__file__), "resources", "log4j2.properties")
 
@@ -22,6 +26,14 @@ DEFAULT_CONF: dict[str, str] = {
 def launched_by_spark_submit() -> bool:
     """True when a JVM gateway already exists (spark-submit or pyspark shell started us)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _launched_conf() -> dict[str, str]:
+    """The SparkConf spark-submit started this driver with (its --conf and spark-defaults.conf)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return dict(SparkConf(loadDefaults=True).getAll())
 
 
 def session_conf(config: JobConfig) -> dict[str, str]:
@@ -49,11 +61,13 @@ def default_local_driver_memory() -> str:
     return f"{gib}g"
 
 
-def get_session(config: JobConfig, *, quiet: bool = True):
+def get_session(config: JobConfig, *, quiet: bool = True, command_line_conf: Mapping[str, str] | None = None):
     """Return the active SparkSession, or build one from ``config.spark``.
 
     Under spark-submit the master and resources come from the command line; otherwise
-    ``spark.master`` from the config, defaulting to ``local[*]``.
+    ``spark.master`` from the config, defaulting to ``local[*]``. Which value of a Spark property
+    wins (command line > spark-defaults.conf > the config's spark.conf > batchinfer's defaults):
+    :mod:`batchinfer.spark_conf`; each config value overridden that way is logged in one line.
     """
     # Python workers must run this interpreter (and its packages), not whatever python3 is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -69,8 +83,26 @@ def get_session(config: JobConfig, *, quiet: bool = True):
         builder = builder.master(config.spark.master or "local[*]")
         if "spark.ui.enabled" not in config.spark.conf:
             builder = builder.config("spark.ui.enabled", "false")
-    for key, value in session_conf(config).items():
+    from batchinfer import spark_conf
+
+    if launched_by_spark_submit():
+        launched, file_defaults = _launched_conf(), None
+    else:
+        launched, file_defaults = None, spark_conf.read_spark_defaults(spark_conf.spark_defaults_path())
+    resolved, notices = spark_conf.resolve_conf(
+        session_conf(config),
+        config.spark.conf,
+        spark_defaults=file_defaults,
+        command_line=command_line_conf,
+        launched=launched,
+    )
+    for key, value in resolved.items():
         builder = builder.config(key, value)
+    if launched is not None:
+        note = spark_conf.master_notice(config.spark.master, launched.get("spark.master", ""))
+        notices += [note] if note else []
+    for note in notices:
+        log.info("batchinfer: notice: %s", note)
     if quiet and not launched_by_spark_submit() and "SPARK_CONF_DIR" not in os.environ:
         opt = f"-Dlog4j.configurationFile=file:{_LOG4J}"
         for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
@@ -115,6 +147,15 @@ def _launch_filtered_gateway(options: dict) -> None:
     SparkContext._ensure_initialized(gateway=gateway, conf=conf)
 
 
-def application_info(spark) -> dict:
+def application_info(spark, config: JobConfig | None = None, command_line_conf=None) -> dict:
+    """Application id, master, version; with a config, the effective value of every Spark property
+    batchinfer, the config or the command line set (secret-looking keys masked)."""
+    from batchinfer.spark_conf import shown
+
     sc = spark.sparkContext
-    return {"application_id": sc.applicationId, "master": sc.master, "spark_version": spark.version}
+    info = {"application_id": sc.applicationId, "master": sc.master, "spark_version": spark.version}
+    if config is not None:
+        keys = sorted({*session_conf(config), *config.spark.conf, *(command_line_conf or {})})
+        effective = dict(sc.getConf().getAll())
+        info["conf"] = {k: shown(k, effective[k]) for k in keys if k in effective}
+    return info
