@@ -150,6 +150,9 @@ def cmd_run(args) -> int:
     spark_conf = parse_conf_args(args.spark_conf)
     job = Job.from_yaml(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
     job.spark_conf = spark_conf
+    from batchinfer import faults
+
+    faults.crash_once()  # test-only switch, off unless BATCHINFER_TEST_CRASH_ONCE is set
     if args.sample_fraction is not None and not (0 < args.sample_fraction <= 1):
         raise ConfigError(
             "--sample-fraction must be in (0, 1]", problems=[("--sample-fraction", str(args.sample_fraction))]

@@ -36,6 +36,23 @@ def _launched_conf() -> dict[str, str]:
     return dict(SparkConf(loadDefaults=True).getAll())
 
 
+def use_temporary_worker_dir() -> str:
+    """local-cluster workers unpack archives and keep logs in ``SPARK_WORKER_DIR`` (default: the
+    pyspark package's ``work/``, which grows by the archive's size every run): unless set, use a
+    temporary directory, removed when this process exits."""
+    current = os.environ.get("SPARK_WORKER_DIR")
+    if current:
+        return current
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="batchinfer-spark-work-")
+    os.environ["SPARK_WORKER_DIR"] = path
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def session_conf(config: JobConfig) -> dict[str, str]:
     conf = dict(DEFAULT_CONF)
     # Bound the Arrow batches handed to Python workers: memory stays flat however large a partition is.
@@ -81,6 +98,8 @@ def get_session(config: JobConfig, *, quiet: bool = True, command_line_conf: Map
     builder = SparkSession.builder.appName(config.spark.app_name or f"batchinfer:{config.job}")
     if not launched_by_spark_submit():
         builder = builder.master(config.spark.master or "local[*]")
+        if (config.spark.master or "").startswith("local-cluster"):
+            use_temporary_worker_dir()
         if "spark.ui.enabled" not in config.spark.conf:
             builder = builder.config("spark.ui.enabled", "false")
     from batchinfer import spark_conf

@@ -43,7 +43,33 @@ def _merge_stats(a: dict, b: dict) -> dict:
             merged.extend(x for x in info.get(name, []) if x not in merged)
         if info.get("peak_rss_mb"):
             cur["peak_rss_mb"] = max(cur.get("peak_rss_mb", 0), info["peak_rss_mb"])
+        for name in ("executable", "python_version", "onnxruntime_version"):  # which Python ran
+            if info.get(name):
+                cur.setdefault(name, info[name])
     return out
+
+
+def _worker_runtime() -> dict:
+    """The interpreter and onnxruntime this Python worker scores with (an archive's or the node's)."""
+    import platform
+    import sys
+
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover
+        return {"executable": sys.executable, "python_version": platform.python_version()}
+    ort = None
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            ort = version(dist)
+            break
+        except PackageNotFoundError:
+            continue
+    return {
+        "executable": sys.executable,
+        "python_version": platform.python_version(),
+        "onnxruntime_version": ort,
+    }
 
 
 def _stats_param():
@@ -167,6 +193,7 @@ def make_scorer(spec: ScoringSpec, model_bc, out_schema, stats_acc, session_fact
                     "device_ids": [] if choice.device_id is None else [choice.device_id],
                     "batch_rows": [run_spec.batch_rows],
                     "peak_rss_mb": _peak_rss_mb(),
+                    **_worker_runtime(),
                 }
             }
         )
