@@ -115,7 +115,11 @@ class BatchInferSubmitOperator(SparkSubmitOperator):
         ti = context["ti"]
         attempt = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.try_number}/{uuid.uuid4().hex[:8]}"
         manifest_out = self.manifest_out or self._default_manifest_out(context)
-        args = [*(self.application_args or []), "--attempt", attempt]
+        # The rendered job arguments, without what an earlier execute of this object added.
+        base = getattr(self, "_job_args", None)
+        if base is None:
+            base = self._job_args = list(self.application_args or [])
+        args = [*base, "--attempt", attempt]
         if manifest_out:
             args += ["--manifest-out", manifest_out]
         self.application_args = args
