@@ -1,4 +1,4 @@
-"""Helpers for running batchinfer jobs from Apache Airflow (``jobs/airflow/batch_scoring_dag.py``).
+"""Helpers for running batchinfer jobs from Apache Airflow (``BatchInferSubmitOperator``, the example DAG).
 
 This module runs where Airflow runs, usually a different environment from the job's (Airflow
 pulls pandas 3; the job pins pandas < 3). It therefore imports neither Airflow nor anything heavy
@@ -154,7 +154,7 @@ def spark_submit_kwargs(
     archive: str | None = None,
     config_arg: str | None = None,
 ) -> dict:
-    """Keyword arguments for ``SparkSubmitOperator`` that run ``config`` through ``jobs/score.py``.
+    """Keyword arguments for ``SparkSubmitOperator`` that run ``config`` through ``batchinfer/submit.py``.
 
     - ``conf``: the job's ``spark.conf`` (strings, booleans lower-cased), plus
       ``spark.pyspark.python=./environment/bin/python`` when an ``archive`` (``batchinfer package``)

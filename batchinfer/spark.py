@@ -36,21 +36,35 @@ def _launched_conf() -> dict[str, str]:
     return dict(SparkConf(loadDefaults=True).getAll())
 
 
-def use_temporary_worker_dir() -> str:
-    """local-cluster workers unpack archives and keep logs in ``SPARK_WORKER_DIR`` (default: the
-    pyspark package's ``work/``, which grows by the archive's size every run): unless set, use a
-    temporary directory, removed when this process exits."""
-    current = os.environ.get("SPARK_WORKER_DIR")
-    if current:
-        return current
+def local_cluster_spark_home(spark_home: str | None = None, *, worker_dir: str | None = None) -> str:
+    """A ``SPARK_HOME`` for ``local-cluster`` masters whose ``work/`` is not inside the installation.
+
+    local-cluster workers run in the driver JVM and put every executor's directory (with the
+    unpacked ``--archives``, ~1 GB a run) in ``$SPARK_HOME/work``; they ignore ``SPARK_WORKER_DIR``.
+    This returns a temporary directory of symlinks to the real Spark home (the pip pyspark
+    package by default) whose ``work`` is ``worker_dir`` (default ``$SPARK_WORKER_DIR``) when set,
+    else its own directory;
+    it is removed when this process exits (``SPARK_WORKER_DIR`` itself is left alone).
+    """
     import atexit
     import shutil
     import tempfile
 
-    path = tempfile.mkdtemp(prefix="batchinfer-spark-work-")
-    os.environ["SPARK_WORKER_DIR"] = path
-    atexit.register(shutil.rmtree, path, True)
-    return path
+    from batchinfer.submit import spark_home as find_spark_home
+
+    real = os.path.realpath(spark_home or find_spark_home())
+    farm = tempfile.mkdtemp(prefix="batchinfer-spark-home-")
+    for name in os.listdir(real):
+        if name != "work":
+            os.symlink(os.path.join(real, name), os.path.join(farm, name))
+    worker_dir = worker_dir or os.environ.get("SPARK_WORKER_DIR")
+    if worker_dir:
+        os.makedirs(worker_dir, exist_ok=True)
+        os.symlink(os.path.abspath(worker_dir), os.path.join(farm, "work"))
+    else:
+        os.mkdir(os.path.join(farm, "work"))
+    atexit.register(shutil.rmtree, farm, True)  # symlinks are unlinked, never followed
+    return farm
 
 
 def session_conf(config: JobConfig) -> dict[str, str]:
@@ -99,7 +113,7 @@ def get_session(config: JobConfig, *, quiet: bool = True, command_line_conf: Map
     if not launched_by_spark_submit():
         builder = builder.master(config.spark.master or "local[*]")
         if (config.spark.master or "").startswith("local-cluster"):
-            use_temporary_worker_dir()
+            os.environ["SPARK_HOME"] = local_cluster_spark_home(os.environ.get("SPARK_HOME"))
         if "spark.ui.enabled" not in config.spark.conf:
             builder = builder.config("spark.ui.enabled", "false")
     from batchinfer import spark_conf

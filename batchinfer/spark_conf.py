@@ -7,7 +7,7 @@
 
 Under spark-submit, the driver JVM already holds 1 and 2 (spark-submit turns both into the
 launched ``SparkConf``); batchinfer then sets only what that conf lacks, and says so in one line
-when the job config asked for something else. ``batchinfer run --conf`` passed to ``jobs/score.py``
+when the job config asked for something else. ``batchinfer run --conf`` passed to the entry point
 under spark-submit ranks below what spark-submit itself set. Pure functions, no Spark import.
 """
 

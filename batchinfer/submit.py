@@ -132,10 +132,11 @@ def submit_command(
     run_env["PYSPARK_DRIVER_PYTHON"] = python
     if not archive:
         run_env.setdefault("PYSPARK_PYTHON", python)
-    if chosen_master.startswith("local-cluster") and not run_env.get("SPARK_WORKER_DIR"):
-        from batchinfer.spark import use_temporary_worker_dir  # removed when batchinfer submit exits
+    if chosen_master.startswith("local-cluster"):
+        # Executors' directories (with the unpacked archive) outside the Spark installation.
+        from batchinfer.spark import local_cluster_spark_home
 
-        run_env["SPARK_WORKER_DIR"] = use_temporary_worker_dir()
+        run_env["SPARK_HOME"] = local_cluster_spark_home(home, worker_dir=run_env.get("SPARK_WORKER_DIR"))
     return argv, run_env, notes
 
 

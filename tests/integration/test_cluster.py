@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from batchinfer.spark import local_cluster_spark_home
 from tests.support import models
 from tests.support.data import job_yaml, write_partitioned
 
@@ -22,6 +23,8 @@ def _env(tmp_path) -> dict:
     env = dict(os.environ)
     env["PYSPARK_PYTHON"] = sys.executable
     env["SPARK_WORKER_DIR"] = str(tmp_path / "worker")
+    # local-cluster workers use $SPARK_HOME/work (not SPARK_WORKER_DIR): keep it in tmp_path.
+    env["SPARK_HOME"] = local_cluster_spark_home(worker_dir=env["SPARK_WORKER_DIR"])
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def test_package_then_spark_submit_on_local_cluster(tmp_path):
     assert f"--config {ROOT / 'conf' / 'job.yaml'} " in info["spark_submit"]["standalone"]
 
     config, _, _ = job_yaml(tmp_path, "package-test")
+    pip_work = Path(__import__("pyspark").__file__).parent / "work"
+    work_before = sorted(pip_work.iterdir()) if pip_work.exists() else []
     # `batchinfer submit` builds and runs the spark-submit line (SPARK_HOME, master, archive, the
     # executors' Python), from a directory that is not the checkout.
     run_env = {k: v for k, v in env.items() if k not in ("SPARK_HOME", "PYSPARK_DRIVER_PYTHON")}
@@ -89,13 +92,11 @@ def test_package_then_spark_submit_on_local_cluster(tmp_path):
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     first = proc.stderr.splitlines()[0]
-    assert (
-        first.startswith("batchinfer: ") and "/bin/spark-submit --master 'local-cluster[2,1,1024]'" in first
-    )
-    assert (
-        f"--archives {archive}#environment" in first
-        and "spark.pyspark.python=./environment/bin/python" in first
-    )
+    assert first.startswith("batchinfer: ")  # the line it runs, printed first
+    argv = shlex.split(first[len("batchinfer: ") :])
+    assert argv[0].endswith("/bin/spark-submit") and argv[1:3] == ["--master", "local-cluster[2,1,1024]"]
+    assert argv[argv.index("--archives") + 1] == f"{archive}#environment"
+    assert "spark.pyspark.python=./environment/bin/python" in argv
     manifest = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert manifest["status"] == "succeeded" and manifest["rows_out"] == 600
     assert manifest["spark"]["master"].startswith("local-cluster")
@@ -110,9 +111,12 @@ def test_package_then_spark_submit_on_local_cluster(tmp_path):
     workers = manifest["workers"]
     assert workers and all(":" in w for w in workers)
     for w in workers.values():
-        assert w["executable"].startswith(str(tmp_path / "worker")), w["executable"]
-        assert w["executable"].endswith("environment/bin/python")
+        assert w["executable"].endswith("environment/bin/python"), w["executable"]
+        environment = Path(w["executable"]).parent.parent.resolve()  # not the interpreter symlink
+        assert environment.is_relative_to(tmp_path / "worker"), w["executable"]
         assert w["python_version"] == platform.python_version()
         assert w["onnxruntime_version"] == onnxruntime.__version__
+    # Nothing new in the pip pyspark's work/ (local-cluster's default, ~1 GB a run with an archive).
+    assert (sorted(pip_work.iterdir()) if pip_work.exists() else []) == work_before
     # The job stops its SparkSession: executors shut down cleanly, no launch errors afterwards.
     assert "Failed to launch executor" not in proc.stdout + proc.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -71,12 +70,21 @@ def test_environment_values_stay_off_the_command_line(tmp_path, monkeypatch):
     assert env["PYSPARK_DRIVER_PYTHON"] == sys.executable and env["SPARK_HOME"] == spark_home()
 
 
-def test_local_cluster_gets_a_temporary_worker_dir(monkeypatch):
+def test_local_cluster_work_dir_is_outside_the_installation(monkeypatch, tmp_path):
+    # local-cluster workers put executors' directories in $SPARK_HOME/work (they ignore
+    # SPARK_WORKER_DIR): the line runs with a SPARK_HOME of symlinks whose work/ is elsewhere.
     monkeypatch.delenv("SPARK_WORKER_DIR", raising=False)
     _, env, _ = submit_command(DEMO, master="local-cluster[2,1,1024]")
-    work = env["SPARK_WORKER_DIR"]
-    assert os.path.basename(work).startswith("batchinfer-spark-work-") and os.path.isdir(work)
-    assert "site-packages" not in work
+    real = Path(spark_home()).resolve()
+    farm = Path(env["SPARK_HOME"])
+    assert farm != real and farm.name.startswith("batchinfer-spark-home-")
+    assert (farm / "jars").resolve() == real / "jars" and (farm / "bin" / "spark-class").exists()
+    assert (farm / "work").is_dir() and not (farm / "work").is_symlink()
+    monkeypatch.setenv("SPARK_WORKER_DIR", str(tmp_path / "w"))
+    _, env, _ = submit_command(DEMO, master="local-cluster[2,1,1024]")
+    assert (Path(env["SPARK_HOME"]) / "work").resolve() == tmp_path / "w"
+    _, env, _ = submit_command(DEMO)  # other masters: the real installation
+    assert Path(env["SPARK_HOME"]).resolve() == real
 
 
 def test_bad_config_fails_before_spark(capsys):
