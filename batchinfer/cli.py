@@ -9,7 +9,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from batchinfer.errors import EXIT_CODES, EXIT_OK, EXIT_UNEXPECTED, BatchInferError, ConfigError
+from batchinfer.errors import (
+    EXIT_CODES,
+    EXIT_MANIFEST_NOT_WRITTEN,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    BatchInferError,
+    ConfigError,
+)
 
 log = logging.getLogger("batchinfer")
 
@@ -66,9 +73,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(run)
     run.add_argument("--dry-run", action="store_true", help="run everything but the write")
+    run.add_argument(
+        "--conf",
+        dest="spark_conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark property, e.g. --conf spark.sql.shuffle.partitions=16 (repeatable); beats the "
+        "config's spark.conf and spark-defaults.conf (under spark-submit, pass --conf to spark-submit)",
+    )
+    run.add_argument(
+        "--keep-staging",
+        action="store_true",
+        help="dry runs: keep the scored rows in the temporary staging directory (default: removed)",
+    )
     run.add_argument("--sample-fraction", type=float, help="score a random sample of the input rows")
     run.add_argument("--json", action="store_true", help="print the run manifest as JSON on stdout")
-    run.add_argument("--manifest-out", metavar="PATH", help="also write the manifest JSON to PATH")
+    run.add_argument(
+        "--manifest-out",
+        metavar="PATH",
+        help="also write the manifest JSON to PATH (parent directories are created; "
+        f"exit {EXIT_MANIFEST_NOT_WRITTEN} if that fails after a successful commit)",
+    )
+    run.add_argument(
+        "--attempt",
+        metavar="ID",
+        help="an id the caller chose for this try (a scheduler's task attempt), recorded in the "
+        "manifest as 'attempt' so the caller can tell its manifest from a stale one",
+    )
 
     val = sub.add_parser("validate", help="check config, data schema and model signature without scoring")
     _add_config_args(val)
@@ -139,40 +171,109 @@ def cmd_run(args) -> int:
     from batchinfer.job import Job
     from batchinfer.progress import progress_reporter
     from batchinfer.report import summary_text
+    from batchinfer.spark_conf import parse_conf_args
 
+    spark_conf = parse_conf_args(args.spark_conf)
     job = Job.from_yaml(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
+    job.spark_conf = spark_conf
+    from batchinfer import faults
+
+    faults.crash_once()  # test-only switch, off unless BATCHINFER_TEST_CRASH_ONCE is set
     if args.sample_fraction is not None and not (0 < args.sample_fraction <= 1):
         raise ConfigError(
             "--sample-fraction must be in (0, 1]", problems=[("--sample-fraction", str(args.sample_fraction))]
         )
-    with progress_reporter(enabled=not args.quiet and not args.json) as progress:
+    preexisting = _active_spark()  # a caller's session (tests, notebooks) is theirs to stop
+    try:
+        with progress_reporter(enabled=not args.quiet and not args.json) as progress:
+            try:
+                result = job.run(
+                    dry_run=args.dry_run or None,
+                    sample_fraction=args.sample_fraction,
+                    progress=progress,
+                    attempt=args.attempt,
+                    keep_staging=args.keep_staging,
+                )
+            except BatchInferError as exc:
+                res = getattr(exc, "result", None)
+                if res is not None:
+                    # A manifest that cannot be written is a warning here: the job's own error
+                    # (and its exit code) is what the caller must see.
+                    _emit_manifest(args, res.manifest, res.manifest_path)
+                    if not args.json:
+                        _print_checks(res.manifest, file=sys.stderr)
+                raise
+        written = _emit_manifest(args, result.manifest, result.manifest_path)
+        if not args.quiet and not args.json:
+            _print_checks(result.manifest)
+            print(summary_text(result.manifest))
+        return EXIT_OK if written else EXIT_MANIFEST_NOT_WRITTEN
+    finally:
+        if preexisting is None:
+            _stop_spark()
+
+
+def _active_spark():
+    if "pyspark" not in sys.modules:  # never import Spark just to look
+        return None
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+def _stop_spark() -> None:
+    """Stop the SparkSession this run started: executors shut down cleanly (no local-cluster
+    "Failed to launch executor" noise after a successful job) and the driver exits at once."""
+    active = _active_spark()
+    if active is not None:
         try:
-            result = job.run(
-                dry_run=args.dry_run or None, sample_fraction=args.sample_fraction, progress=progress
-            )
-        except BatchInferError as exc:
-            res = getattr(exc, "result", None)
-            if res is not None:
-                _emit_manifest(args, res.manifest)
-                if not args.json:
-                    _print_checks(res.manifest, file=sys.stderr)
-            raise
-    _emit_manifest(args, result.manifest)
-    if not args.quiet and not args.json:
-        _print_checks(result.manifest)
-        print(summary_text(result.manifest))
-    return EXIT_OK
+            active.stop()
+        except Exception as exc:  # the run's outcome is decided; a failing stop must not change it
+            log.debug("stopping Spark failed: %s", exc)
 
 
-def _emit_manifest(args, manifest: dict) -> None:
+def _write_manifest_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a reader never sees half a manifest), creating parents."""
+    target = os.path.abspath(path)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = f"{target}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _emit_manifest(args, manifest: dict, record_path: str | None = None) -> bool:
+    """Print (``--json``) and write (``--manifest-out``) the manifest; False if the file failed."""
     from batchinfer.redaction import REDACTOR
 
     text = json.dumps(REDACTOR.data(manifest), indent=2, default=str)
-    if getattr(args, "manifest_out", None):
-        with open(args.manifest_out, "w") as fh:
-            fh.write(text)
     if args.json:
         print(text)
+    path = getattr(args, "manifest_out", None)
+    if not path:
+        return True
+    try:
+        _write_manifest_file(path, text)
+    except OSError as exc:
+        where = f"; the manifest is at {record_path}" if record_path else ""
+        done = {
+            "succeeded": "the run succeeded and its output is committed",
+            "dry_run": "the dry run succeeded",
+        }.get(manifest.get("status"), f"the run ended with status {manifest.get('status')}")
+        print(
+            f"batchinfer: warning: {done}, but --manifest-out {path} could not be written "
+            f"({exc.strerror or exc}){where}",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _print_checks(manifest: dict, file=None) -> None:

@@ -56,3 +56,12 @@ REGISTRY.append(_register_package)
 REGISTRY.append(
     __import__("batchinfer.model.commands", fromlist=["register"]).register
 )  # light: argparse only
+
+
+def _register_submit(sub) -> None:
+    from batchinfer.submit import register  # light: stdlib only at import
+
+    register(sub)
+
+
+REGISTRY.append(_register_submit)

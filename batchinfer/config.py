@@ -442,27 +442,32 @@ def _parse_override_value(raw: str) -> Any:
 
 
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
-    """Apply ``a.b.c=value`` overrides; bad syntax is a ConfigError naming the override."""
+    """Apply ``a.b.c=value`` overrides; bad syntax is a ConfigError naming the override.
+
+    A part with dots is quoted (``spark.conf."spark.sql.shuffle.partitions"=8``); under
+    ``spark.conf`` the rest of the path is one Spark property anyway. A mapping value merges into
+    the mapping already there (``--set 'spark.conf={a: 1}'`` adds ``a``); ``KEY=null`` clears.
+    """
+    from batchinfer.layering import set_path, split_key_path
+
     data = json.loads(json.dumps(data, default=str))  # deep copy, dates → str
     problems = []
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
+        try:
+            parts = split_key_path(key) if sep and key else None
+        except ValueError as exc:
+            problems.append(
+                (f"--set {item}", f"{exc}; expected KEY.PATH=VALUE, e.g. input.partitions.ds=2026-11-28")
+            )
+            continue
+        if parts is None:
             problems.append((f"--set {item}", "expected KEY.PATH=VALUE, e.g. input.partitions.ds=2026-11-28"))
             continue
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                problems.append((key, f"cannot set a key inside {part!r}, which is a {type(child).__name__}"))
-                break
-            node = child
-        else:
-            node[parts[-1]] = _parse_override_value(raw)
+        why = set_path(data, parts, _parse_override_value(raw))
+        if why:
+            problems.append((key, why))
     if problems:
         raise ConfigError("invalid --set override", problems=problems)
     return data

@@ -16,6 +16,8 @@ code  error                       meaning
 5     GateFailedError             a data-quality / drift / prediction check gate failed
 6     OutputError                 output exists (error_if_exists), is locked, or overlaps input
 7     DeviceError                 the requested device (GPU) is not available
+8     --                          succeeded (output committed) but ``--manifest-out`` could not be
+                                  written; the run record is in ``<output>/_batchinfer/runs/``
 ====  ==========================  ===============================================
 """
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
+# Not an error: the job succeeded and committed, only the --manifest-out copy is missing.
+EXIT_MANIFEST_NOT_WRITTEN = 8
 
 
 class BatchInferError(Exception):
@@ -147,4 +151,6 @@ EXIT_CODES: dict[int, str] = {
     GateFailedError.exit_code: "check gate failed (data quality, drift or predictions)",
     OutputError.exit_code: "output error (exists, locked, or overlaps input)",
     DeviceError.exit_code: "device error (GPU requested but unavailable)",
+    EXIT_MANIFEST_NOT_WRITTEN: "succeeded and committed, but --manifest-out could not be written "
+    "(warning; the manifest is in <output>/_batchinfer/runs/<run_id>/)",
 }

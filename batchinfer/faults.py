@@ -18,6 +18,10 @@ They exist so the reliability tests (``tests/integration/test_faults.py``, docum
     ``partition_committed``. Executor step: ``scoring`` (after the first Arrow batch of a scoring
     task has been scored and handed to Spark's staging writer; local mode only, where executors
     inherit the driver's environment).
+``BATCHINFER_TEST_CRASH_ONCE=<path>``
+    ``batchinfer run`` fails like an infrastructure failure (exit 1, before any manifest) when
+    ``<path>`` does not exist yet, creating it; the next run (a scheduler's retry) goes on. The
+    Airflow test uses it for the retried-try scenario.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ FAIL_FIRST_ATTEMPT_ENV = "BATCHINFER_TEST_FAIL_FIRST_ATTEMPT"
 KILL_EXECUTOR_ENV = "BATCHINFER_TEST_KILL_EXECUTOR"
 PAUSE_AT_ENV = "BATCHINFER_TEST_PAUSE_AT"
 PAUSE_FILE_ENV = "BATCHINFER_TEST_PAUSE_FILE"
+CRASH_ONCE_ENV = "BATCHINFER_TEST_CRASH_ONCE"
 _PAUSE_LIMIT_S = 600.0
 
 
@@ -91,3 +96,13 @@ def maybe_kill_executor(partition_id: int, attempt: int) -> None:
         os.kill(jvm, signal.SIGKILL)
         time.sleep(5)  # let the executor's death, not this worker's exit, be what Spark sees
         os._exit(1)
+
+
+def crash_once() -> None:
+    """The ``BATCHINFER_TEST_CRASH_ONCE`` switch (see the module docstring)."""
+    marker = os.environ.get(CRASH_ONCE_ENV)
+    if not marker or os.path.exists(marker):
+        return
+    with open(marker, "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    raise RuntimeError(f"test fault {CRASH_ONCE_ENV}: simulated infrastructure failure")

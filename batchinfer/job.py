@@ -126,6 +126,9 @@ class Job:
 
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
+        # Spark properties from the command line (`batchinfer run --conf`): they beat the config's
+        # spark.conf (batchinfer/spark_conf.py).
+        self.spark_conf: dict[str, str] = {}
 
     @classmethod
     def from_yaml(
@@ -182,11 +185,16 @@ class Job:
         progress: Callable[[str], None] | None = None,
         session_factory=None,
         commit_pause=None,
+        attempt: str | None = None,
+        keep_staging: bool = True,
     ) -> JobResult:
         """Run the job. Expected failures raise typed errors; a failed gate raises GateFailedError.
 
         The manifest of a failed run (after planning) is still written under
         ``<output>/_batchinfer/runs/<run_id>/`` and attached to the error as ``error.result``.
+        ``attempt`` (a scheduler's id for this try) is recorded in the manifest. A dry run's
+        scored rows stay in a temporary directory (``result.staged_path``) unless
+        ``keep_staging=False`` (what the CLI does without ``--keep-staging``).
         """
         from batchinfer.io.sink import OutputTable
         from batchinfer.report import ManifestBuilder
@@ -197,6 +205,8 @@ class Job:
         run_id = new_run_id()
         timings = Timings()
         manifest = ManifestBuilder(run_id, self.loaded, dry_run=dry_run)
+        if attempt:
+            manifest.extra["attempt"] = attempt
         with timings.stage("plan", progress):
             plan = self.plan()
             # Everything `batchinfer validate` checks (expectations, drift profile, device) fails
@@ -253,6 +263,10 @@ class Job:
         finally:
             if not dry_run:
                 table.release_lock(run_id)
+            elif scratch is not None and not keep_staging:
+                import shutil
+
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def _execute(
         self,
@@ -285,8 +299,8 @@ class Job:
 
         log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
         with timings.stage("spark_start", progress):
-            session = spark or spark_mod.get_session(cfg)
-        manifest.spark = spark_mod.application_info(session)
+            session = spark or spark_mod.get_session(cfg, command_line_conf=self.spark_conf)
+        manifest.spark = spark_mod.application_info(session, cfg, self.spark_conf)
         if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (

@@ -194,6 +194,13 @@ def stage_environment(env_dir: Path, wheel: Path, *, exclude: tuple[str, ...] = 
     return names
 
 
+def _apply_umask(path: Path) -> None:
+    """venv-pack writes the archive 0600; give it the mode any new file gets here (the umask's)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def pack_environment(prefix: Path, archive: Path, *, compress_level: int = 4) -> Path:
     try:
         import venv_pack
@@ -205,6 +212,7 @@ def pack_environment(prefix: Path, archive: Path, *, compress_level: int = 4) ->
         venv_pack.pack(prefix=str(prefix), output=str(archive), force=True, compress_level=compress_level)
     except venv_pack.VenvPackException as exc:
         raise PackagingError(f"venv-pack failed: {exc}") from exc
+    _apply_umask(archive)
     return archive
 
 
@@ -225,9 +233,16 @@ def build_package(
     *,
     compress_level: int = 4,
     exclude: tuple[str, ...] = (),
+    include_pyspark: bool = False,
     reuse_current: bool = True,
 ) -> PackageResult:
-    """Build the wheel and the environment archive into ``out``."""
+    """Build the wheel and the environment archive into ``out``.
+
+    pyspark (~490 MB) stays out unless ``include_pyspark``: a cluster's Spark puts its own
+    ``pyspark.zip`` on the Python workers' path, and it must match the cluster's Spark anyway.
+    """
+    if not include_pyspark and "pyspark" not in exclude:
+        exclude = (*exclude, "pyspark")
     if not 0 <= compress_level <= 9:
         raise ConfigError(
             "--compress-level must be between 0 and 9", problems=[("--compress-level", str(compress_level))]
@@ -270,16 +285,24 @@ def submit_commands(
     driver_python: str | None = None,
     extra_args: str = "--set input.partitions.ds=2026-11-28",
 ) -> dict[str, str]:
-    """The spark-submit command lines for standalone (client mode), YARN and Kubernetes (cluster mode)."""
+    """The spark-submit command lines for standalone (client mode), YARN and Kubernetes (cluster mode).
+
+    Every path is absolute, so the lines run from any directory; the primary resource is
+    ``batchinfer/submit.py`` of this installation (it ships in the wheel).
+    """
+    from batchinfer.airflow import submit_application
+
     driver_python = driver_python or sys.executable
+    config = config if "://" in config else os.path.abspath(config)
     cfg_name = os.path.basename(config)
+    entry = submit_application()
     py = f"./{ALIAS}/bin/python"
     standalone = (
         "spark-submit --master spark://MASTER:7077 --deploy-mode client \\\n"
         f"  --archives {archive}#{ALIAS} \\\n"
         f"  --conf spark.pyspark.driver.python={driver_python} \\\n"
         f"  --conf spark.pyspark.python={py} \\\n"
-        f"  jobs/score.py --config {config} {extra_args}"
+        f"  {entry} --config {config} {extra_args}"
     )
     yarn = (
         "spark-submit --master yarn --deploy-mode cluster \\\n"
@@ -287,7 +310,7 @@ def submit_commands(
         f"  --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON={py} \\\n"
         f"  --conf spark.pyspark.python={py} \\\n"
         f"  --files {config} \\\n"
-        f"  jobs/score.py --config {cfg_name} {extra_args}"
+        f"  {entry} --config {cfg_name} {extra_args}"
     )
     k8s = (
         "spark-submit --master k8s://https://KUBE_API:6443 --deploy-mode cluster \\\n"
@@ -298,7 +321,7 @@ def submit_commands(
         f"  --conf spark.executorEnv.PYSPARK_PYTHON={py} \\\n"
         f"  --conf spark.pyspark.python={py} \\\n"
         f"  --files {config} \\\n"
-        f"  jobs/score.py --config {cfg_name} {extra_args}"
+        f"  {entry} --config {cfg_name} {extra_args}"
     )
     return {"standalone": standalone, "yarn": yarn, "kubernetes": k8s}
 
@@ -309,7 +332,12 @@ def submit_commands(
 def cmd_package(args) -> int:
     import json
 
-    result = build_package(args.out, compress_level=args.compress_level, exclude=tuple(args.exclude))
+    result = build_package(
+        args.out,
+        compress_level=args.compress_level,
+        exclude=tuple(args.exclude),
+        include_pyspark=args.include_pyspark,
+    )
     commands = submit_commands(str(result.archive), config=args.config)
     if args.json:
         print(
@@ -356,7 +384,12 @@ def register(sub) -> None:
         action="append",
         default=[],
         metavar="DIST",
-        help="leave a distribution out of the archive (repeatable), e.g. pyspark when nodes provide it",
+        help="leave a distribution out of the archive (repeatable)",
+    )
+    p.add_argument(
+        "--include-pyspark",
+        action="store_true",
+        help="pack pyspark too (~490 MB); by default the cluster's Spark provides it",
     )
     p.add_argument("--json", action="store_true", help="print paths and commands as JSON")
     p.set_defaults(handler=cmd_package)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Mapping
 
 from batchinfer.config import JobConfig
+
+log = logging.getLogger("batchinfer")
 
 _LOG4J = os.path.join(os.path.dirname(__file__), "resources", "log4j2.properties")
 
@@ -22,6 +26,45 @@ DEFAULT_CONF: dict[str, str] = {
 def launched_by_spark_submit() -> bool:
     """True when a JVM gateway already exists (spark-submit or pyspark shell started us)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _launched_conf() -> dict[str, str]:
+    """The SparkConf spark-submit started this driver with (its --conf and spark-defaults.conf)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return dict(SparkConf(loadDefaults=True).getAll())
+
+
+def local_cluster_spark_home(spark_home: str | None = None, *, worker_dir: str | None = None) -> str:
+    """A ``SPARK_HOME`` for ``local-cluster`` masters whose ``work/`` is not inside the installation.
+
+    local-cluster workers run in the driver JVM and put every executor's directory (with the
+    unpacked ``--archives``, ~1 GB a run) in ``$SPARK_HOME/work``; they ignore ``SPARK_WORKER_DIR``.
+    This returns a temporary directory of symlinks to the real Spark home (the pip pyspark
+    package by default) whose ``work`` is ``worker_dir`` (default ``$SPARK_WORKER_DIR``) when set,
+    else its own directory;
+    it is removed when this process exits (``SPARK_WORKER_DIR`` itself is left alone).
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from batchinfer.submit import spark_home as find_spark_home
+
+    real = os.path.realpath(spark_home or find_spark_home())
+    farm = tempfile.mkdtemp(prefix="batchinfer-spark-home-")
+    for name in os.listdir(real):
+        if name != "work":
+            os.symlink(os.path.join(real, name), os.path.join(farm, name))
+    worker_dir = worker_dir or os.environ.get("SPARK_WORKER_DIR")
+    if worker_dir:
+        os.makedirs(worker_dir, exist_ok=True)
+        os.symlink(os.path.abspath(worker_dir), os.path.join(farm, "work"))
+    else:
+        os.mkdir(os.path.join(farm, "work"))
+    atexit.register(shutil.rmtree, farm, True)  # symlinks are unlinked, never followed
+    return farm
 
 
 def session_conf(config: JobConfig) -> dict[str, str]:
@@ -49,11 +92,13 @@ def default_local_driver_memory() -> str:
     return f"{gib}g"
 
 
-def get_session(config: JobConfig, *, quiet: bool = True):
+def get_session(config: JobConfig, *, quiet: bool = True, command_line_conf: Mapping[str, str] | None = None):
     """Return the active SparkSession, or build one from ``config.spark``.
 
     Under spark-submit the master and resources come from the command line; otherwise
-    ``spark.master`` from the config, defaulting to ``local[*]``.
+    ``spark.master`` from the config, defaulting to ``local[*]``. Which value of a Spark property
+    wins (command line > spark-defaults.conf > the config's spark.conf > batchinfer's defaults):
+    :mod:`batchinfer.spark_conf`; each config value overridden that way is logged in one line.
     """
     global _driver_log
     # Python workers must run this interpreter (and its packages), not whatever python3 is on PATH.
@@ -68,10 +113,30 @@ def get_session(config: JobConfig, *, quiet: bool = True):
     builder = SparkSession.builder.appName(config.spark.app_name or f"batchinfer:{config.job}")
     if not launched_by_spark_submit():
         builder = builder.master(config.spark.master or "local[*]")
+        if (config.spark.master or "").startswith("local-cluster"):
+            os.environ["SPARK_HOME"] = local_cluster_spark_home(os.environ.get("SPARK_HOME"))
         if "spark.ui.enabled" not in config.spark.conf:
             builder = builder.config("spark.ui.enabled", "false")
-    for key, value in session_conf(config).items():
+    from batchinfer import spark_conf
+
+    if launched_by_spark_submit():
+        launched, file_defaults = _launched_conf(), None
+    else:
+        launched, file_defaults = None, spark_conf.read_spark_defaults(spark_conf.spark_defaults_path())
+    resolved, notices = spark_conf.resolve_conf(
+        session_conf(config),
+        config.spark.conf,
+        spark_defaults=file_defaults,
+        command_line=command_line_conf,
+        launched=launched,
+    )
+    for key, value in resolved.items():
         builder = builder.config(key, value)
+    if launched is not None:
+        note = spark_conf.master_notice(config.spark.master, launched.get("spark.master", ""))
+        notices += [note] if note else []
+    for note in notices:
+        log.info("batchinfer: notice: %s", note)
     from pyspark import SparkContext
 
     log_file = None
@@ -85,7 +150,7 @@ def get_session(config: JobConfig, *, quiet: bool = True):
         }
         for key, path in per_jvm.items():
             opt = f"-Dlog4j.configurationFile=file:{_LOG4J} -Dbatchinfer.log.file={path}"
-            user = str(config.spark.conf.get(key, ""))
+            user = str(resolved.get(key, ""))  # the winning value (command line, defaults, config)
             builder = builder.config(key, (user + " " + opt).strip())
     if quiet and not launched_by_spark_submit():
         _launch_filtered_gateway(getattr(builder, "_options", {}))
@@ -183,6 +248,15 @@ def _launch_filtered_gateway(options: dict) -> None:
     SparkContext._ensure_initialized(gateway=gateway, conf=conf)
 
 
-def application_info(spark) -> dict:
+def application_info(spark, config: JobConfig | None = None, command_line_conf=None) -> dict:
+    """Application id, master, version; with a config, the effective value of every Spark property
+    batchinfer, the config or the command line set (secret-looking keys masked)."""
+    from batchinfer.spark_conf import shown
+
     sc = spark.sparkContext
-    return {"application_id": sc.applicationId, "master": sc.master, "spark_version": spark.version}
+    info = {"application_id": sc.applicationId, "master": sc.master, "spark_version": spark.version}
+    if config is not None:
+        keys = sorted({*session_conf(config), *config.spark.conf, *(command_line_conf or {})})
+        effective = dict(sc.getConf().getAll())
+        info["conf"] = {k: shown(k, effective[k]) for k in keys if k in effective}
+    return info

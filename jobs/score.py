@@ -1,6 +1,8 @@
-"""spark-submit entry point: ``spark-submit jobs/score.py --config conf/job.yaml --set k=v ...``.
+"""spark-submit entry point of a checkout: ``spark-submit jobs/score.py --config conf/job.yaml --set k=v``.
 
-Takes the same options as ``batchinfer run`` (``--config`` names the YAML) and exits with the
+The same entry point ships in the wheel as ``batchinfer/submit.py`` (what ``batchinfer package``
+prints and ``batchinfer submit`` runs, usable from any directory); this file only forwards to it.
+Takes the options of ``batchinfer run`` (``--config`` names the YAML) and exits with the
 documented exit codes, so a scheduler can tell a gate failure from an infrastructure failure.
 """
 
@@ -10,20 +12,9 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    from batchinfer.cli import main as cli_main
+    from batchinfer.submit import main as submit_main
 
-    args = list(argv)
-    if "--config" in args:
-        i = args.index("--config")
-        if i + 1 >= len(args):
-            print("jobs/score.py: --config needs a path", file=sys.stderr)
-            return 2
-        config = args[i + 1]
-        del args[i : i + 2]
-        args = ["run", config, *args]
-    else:
-        args = ["run", *args]
-    return cli_main(args)
+    return submit_main(argv)
 
 
 if __name__ == "__main__":

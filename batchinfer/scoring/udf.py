@@ -45,6 +45,9 @@ def _merge_stats(a: dict, b: dict) -> dict:
             cur["peak_rss_mb"] = max(cur.get("peak_rss_mb", 0), info["peak_rss_mb"])
         if info.get("canary"):  # one per session: the same result reported by each of its tasks
             cur["canary"] = info["canary"]
+        for name in ("executable", "python_version", "onnxruntime_version"):  # which Python ran
+            if info.get(name):
+                cur.setdefault(name, info[name])
     return out
 
 
@@ -61,6 +64,29 @@ def _canary_summary(result: dict) -> dict:
         "cpu": hw.get("cpu"),
         "onnxruntime": hw.get("onnxruntime"),
         "gpu": hw.get("gpu"),
+    }
+
+
+def _worker_runtime() -> dict:
+    """The interpreter and onnxruntime this Python worker scores with (an archive's or the node's)."""
+    import platform
+    import sys
+
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover
+        return {"executable": sys.executable, "python_version": platform.python_version()}
+    ort = None
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            ort = version(dist)
+            break
+        except PackageNotFoundError:
+            continue
+    return {
+        "executable": sys.executable,
+        "python_version": platform.python_version(),
+        "onnxruntime_version": ort,
     }
 
 
@@ -200,6 +226,7 @@ def make_scorer(
                     "batch_rows": [run_spec.batch_rows],
                     "peak_rss_mb": _peak_rss_mb(),
                     **({"canary": _canary_summary(canary)} if canary is not None else {}),
+                    **_worker_runtime(),
                 }
             }
         )

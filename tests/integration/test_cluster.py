@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from batchinfer.spark import local_cluster_spark_home
 from tests.support import models
 from tests.support.data import job_yaml, write_partitioned
 
@@ -22,6 +23,8 @@ def _env(tmp_path) -> dict:
     env = dict(os.environ)
     env["PYSPARK_PYTHON"] = sys.executable
     env["SPARK_WORKER_DIR"] = str(tmp_path / "worker")
+    # local-cluster workers use $SPARK_HOME/work (not SPARK_WORKER_DIR): keep it in tmp_path.
+    env["SPARK_HOME"] = local_cluster_spark_home(worker_dir=env["SPARK_WORKER_DIR"])
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -47,7 +50,11 @@ def test_local_cluster_broadcast_path(tmp_path):
 
 
 def test_spark_submit_end_to_end(tmp_path):
-    config, _, _ = job_yaml(tmp_path, "submit-test")
+    config, _, _ = job_yaml(
+        tmp_path,
+        "submit-test",
+        extra="spark: {master: 'local[*]', conf: {spark.sql.shuffle.partitions: 4, spark.executor.cores: 1}}\n",
+    )
     spark_submit = Path(sys.executable).parent / "spark-submit"
     proc = subprocess.run(
         [
@@ -56,6 +63,7 @@ def test_spark_submit_end_to_end(tmp_path):
             "local[2]",
             "--conf",
             "spark.ui.enabled=false",
+            *("--conf", "spark.sql.shuffle.partitions=16", "--conf", "spark.ui.showConsoleProgress=true"),
             str(ROOT / "jobs" / "score.py"),
             "--config",
             str(config),
@@ -73,6 +81,20 @@ def test_spark_submit_end_to_end(tmp_path):
     manifest = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert manifest["status"] == "succeeded" and manifest["rows_out"] == 600
     assert manifest["spark"]["master"] == "local[2]"
+    # spark-submit's --conf beats the config's spark.conf and batchinfer's defaults; the config's
+    # other values still apply; each override and the ignored master are one notice line.
+    conf = manifest["spark"]["conf"]
+    assert conf["spark.sql.shuffle.partitions"] == "16" and conf["spark.ui.showConsoleProgress"] == "true"
+    assert conf["spark.executor.cores"] == "1"
+    logged = (proc.stdout + proc.stderr).splitlines()
+    assert (
+        "batchinfer: notice: spark.conf.spark.sql.shuffle.partitions=4 in the job config is overridden by "
+        "spark-submit (--conf or spark-defaults.conf): spark.sql.shuffle.partitions=16"
+    ) in logged
+    assert (
+        "batchinfer: notice: spark.master=local[*] in the job config is ignored under spark-submit: "
+        "the master is local[2] (spark-submit --master)"
+    ) in logged
     out = ds.dataset(
         tmp_path / "out", format="parquet", partitioning="hive", ignore_prefixes=["_", "."]
     ).to_table()

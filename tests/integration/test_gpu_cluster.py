@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from batchinfer.spark import local_cluster_spark_home
 from tests.support import models
 from tests.support.data import write_partitioned
 
@@ -31,6 +32,8 @@ def runs(tmp_path_factory) -> dict:
     env = dict(os.environ)
     env["PYSPARK_PYTHON"] = sys.executable
     env["SPARK_WORKER_DIR"] = str(tmp / "spark-worker")
+    # local-cluster workers use $SPARK_HOME/work (not SPARK_WORKER_DIR): keep it in tmp.
+    env["SPARK_HOME"] = local_cluster_spark_home(worker_dir=env["SPARK_WORKER_DIR"])
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-m", "tests.support.gpu_job", str(data), str(model), str(tmp)],

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from batchinfer import faults
+from batchinfer.spark import local_cluster_spark_home
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,6 +26,8 @@ def child_env(tmp_path, **extra: str) -> dict:
     env = dict(os.environ)
     env["PYSPARK_PYTHON"] = sys.executable
     env["SPARK_WORKER_DIR"] = str(tmp_path / "spark-worker")
+    # local-cluster workers use $SPARK_HOME/work (not SPARK_WORKER_DIR): keep it in tmp_path.
+    env["SPARK_HOME"] = local_cluster_spark_home(worker_dir=env["SPARK_WORKER_DIR"])
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     for key in (
         faults.PAUSE_AT_ENV,

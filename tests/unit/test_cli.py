@@ -166,11 +166,20 @@ def test_dry_run_json_with_quiet_spark_console(tmp_path):
     from tests.support.data import job_yaml
 
     cfg, _, _ = job_yaml(
-        tmp_path, "cli-spark", files_per_day=1, rows_per_file=50, extra='spark: {master: "local[1]"}\n'
+        tmp_path,
+        "cli-spark",
+        files_per_day=1,
+        rows_per_file=50,
+        extra='spark: {master: "local[1]", conf: {spark.sql.shuffle.partitions: 3}}\n',
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR")}
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")
     proc = subprocess.run(
-        [sys.executable, "-m", "batchinfer.cli", "run", str(cfg), "--dry-run", "--json"],
+        [
+            *(sys.executable, "-m", "batchinfer.cli", "run", str(cfg), "--dry-run", "--json"),
+            *("--conf", "spark.sql.shuffle.partitions=7"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -180,7 +189,16 @@ def test_dry_run_json_with_quiet_spark_console(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads(proc.stdout)
     assert manifest["status"] == "dry_run" and manifest["rows_out"] == 100
+    # --conf beats the config's spark.conf, which beats batchinfer's defaults; one notice line.
+    assert manifest["spark"]["conf"]["spark.sql.shuffle.partitions"] == "7"
+    assert manifest["spark"]["conf"]["spark.ui.showConsoleProgress"] == "false"
+    assert (
+        "batchinfer: notice: spark.conf.spark.sql.shuffle.partitions=3 in the job config is overridden "
+        "by --conf: spark.sql.shuffle.partitions=7"
+    ) in proc.stderr.splitlines()
     assert not (tmp_path / "out").exists()
+    # The dry run's staging directory is gone (--keep-staging keeps it).
+    assert not [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("batchinfer-dryrun-")]
     for noise in (
         "Using incubator modules",
         "Setting default log level",
