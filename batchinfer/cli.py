@@ -130,12 +130,22 @@ def cmd_run(args) -> int:
                 _emit_manifest(args, res.manifest)
                 if not args.json:
                     _print_checks(res.manifest, file=sys.stderr)
+                    _print_report_location(res, file=sys.stderr)
             raise
     _emit_manifest(args, result.manifest)
     if not args.quiet and not args.json:
         _print_checks(result.manifest)
         print(summary_text(result.manifest))
+        _print_report_location(result)
     return EXIT_OK
+
+
+def _print_report_location(result, file=None) -> None:
+    from batchinfer.report_html import report_location
+
+    where = report_location(result)
+    if where:
+        print(f"  report        {where}", file=file or sys.stdout)
 
 
 def _emit_manifest(args, manifest: dict) -> None:

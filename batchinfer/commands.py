@@ -56,3 +56,12 @@ REGISTRY.append(_register_package)
 REGISTRY.append(
     __import__("batchinfer.model.commands", fromlist=["register"]).register
 )  # light: argparse only
+
+
+def _register_report(sub) -> None:
+    from batchinfer.report_html import register  # light: jinja2/matplotlib load only when it runs
+
+    register(sub)
+
+
+REGISTRY.append(_register_report)
