@@ -205,9 +205,13 @@ def _overlays(manifest: dict, files: dict[str, str], drift_rows: list[dict]) -> 
             skipped += 1
             continue
         ref_null, cur_null = _null_share(ref), _null_share(cur)
-        nulls = (
-            f"null {ref_null:.1%} → {cur_null:.1%}" if ref_null is not None and cur_null is not None else ""
+        notes = (
+            [f"null {ref_null:.1%} → {cur_null:.1%}"] if ref_null is not None and cur_null is not None else []
         )
+        if ref["type"] == "numeric":
+            below, above = report_charts.out_of_range(cur)
+            if below >= 0.001 or above >= 0.001:
+                notes.append(f"outside the reference range: {below:.1%} below, {above:.1%} above")
         title = f"{column}: {row['metric']} {row['value_text']} ({row['status']})"
         draw = (
             report_charts.numeric_overlay if ref["type"] == "numeric" else report_charts.categorical_overlay
@@ -218,7 +222,13 @@ def _overlays(manifest: dict, files: dict[str, str], drift_rows: list[dict]) -> 
             log.debug("batchinfer: drift chart for %s not drawn: %s", column, exc)
             continue
         charts.append(
-            {"stage": stage, "column": column, "status": row["status"], "image": image, "nulls": nulls}
+            {
+                "stage": stage,
+                "column": column,
+                "status": row["status"],
+                "image": image,
+                "notes": " · ".join(notes),
+            }
         )
     return charts, skipped
 

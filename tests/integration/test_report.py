@@ -55,6 +55,8 @@ def runs(spark, tmp_path_factory):
     failed = info.value.result
     runs_dir = out / "_batchinfer" / "runs"
     return {
+        "data": data,
+        "model": model,
         "out": out,
         "ok": ok,
         "failed": failed,
@@ -263,3 +265,28 @@ def test_report_loads_offline_in_headless_chromium(runs, tmp_path):
             context.close()
     assert requests == [] and problems == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_a_run_failing_in_its_tasks_still_writes_its_report(spark, runs, tmp_path):
+    from batchinfer.errors import ConfigError
+
+    cfg = job_config(runs["data"], runs["model"], tmp_path / "out", features=FEATURES)
+    cfg["model"]["postprocess"] = "tests.support.hooks:returns_none"  # fails inside every scoring task
+    cfg["runtime"]["allow_custom_code"] = True
+    with pytest.raises(ConfigError) as info:
+        Job.from_config(cfg, overrides=["input.partitions.ds=2026-11-27"]).run(spark=spark)
+    result = info.value.result
+    page = (tmp_path / "out" / "_batchinfer" / "runs" / result.run_id / "report.html").read_text()
+    assert result.status == "failed" and ">failed</span>" in page
+    assert "returned NoneType, expected a pyarrow.RecordBatch" in page
+
+
+def test_cli_run_summary_points_at_the_report(spark, runs, tmp_path, capsys):
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps(job_config(runs["data"], runs["model"], tmp_path / "out", features=FEATURES)))
+    assert main(["run", str(config), "--set", "input.partitions.ds=2026-11-27"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("  report "))
+    page = line.split()[-1]
+    assert page.endswith("/report.html") and "succeeded" in open(page).read()
+    assert len(out.splitlines()) <= 24  # the end-of-run summary fits one screen

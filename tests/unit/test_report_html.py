@@ -89,3 +89,17 @@ def test_overlays_fall_back_to_the_configured_profile_and_are_capped(tmp_path, m
     profile.unlink()  # neither a saved copy nor the profile: the tables stay, the overlays go
     page = render_report(manifest, current)
     assert 'id="bi-drift"' in page and '<figure class="bi-overlay">' not in page
+
+
+def test_rendering_charts_leaves_the_matplotlib_backend_alone():
+    """A notebook keeps its inline backend (its own plt.show() still works after a report)."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        page = render_report(_manifest(["x"]))
+        assert 'alt="seconds per stage"' in page
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
