@@ -81,7 +81,12 @@ class _Progress:
         self.stage = stage
         self.stage_started = self.clock()
         if self._live is not None:
-            self._live.update(self._task_id, description=stage, completed=0, total=None, rate="")
+            # A new row per stage (Rich cannot reset a total to unknown): one stage's tasks and
+            # ETA never show under the next stage's name.
+            self._live.remove_task(self._task_id)
+            self._task_id = self._live.add_task(
+                stage, total=None, rate="", eta="?", elapsed=_duration(self._elapsed())
+            )
         else:
             log.info("%s batchinfer: stage %s (elapsed %s)", _stamp(), stage, _duration(self._elapsed()))
         if stage == "score_and_stage" and self._thread is None:

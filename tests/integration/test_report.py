@@ -283,7 +283,9 @@ def test_a_run_failing_in_its_tasks_still_writes_its_report(spark, runs, tmp_pat
 
 def test_cli_run_summary_points_at_the_report(spark, runs, tmp_path, capsys):
     config = tmp_path / "job.json"
-    config.write_text(json.dumps(job_config(runs["data"], runs["model"], tmp_path / "out", features=FEATURES)))
+    config.write_text(
+        json.dumps(job_config(runs["data"], runs["model"], tmp_path / "out", features=FEATURES))
+    )
     assert main(["run", str(config), "--set", "input.partitions.ds=2026-11-27"]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("  report "))

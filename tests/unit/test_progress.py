@@ -60,9 +60,13 @@ def test_terminal_shows_a_live_bar_with_tasks_rate_and_eta():
     progress.update(3, 8)
     progress._live.refresh()
     text = out.getvalue()
-    progress.close()
     assert "score_and_stage" in text and "3/8 tasks" in text
     assert "750 rows/s" in text and "ETA 7s" in text and "elapsed" in text
+    progress("commit")  # the next stage starts with no tasks, rate or ETA of the last one
+    progress._live.refresh()
+    last = out.getvalue()[len(text) :].split("\r")[-1]
+    progress.close()
+    assert "commit" in last and "3/8" not in last and "rows/s" not in last and "ETA ?" in last
 
 
 def test_help_loads_no_report_libraries_and_disabled_progress_is_silent():
