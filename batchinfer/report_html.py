@@ -258,9 +258,9 @@ def _model(manifest: dict) -> list[tuple[str, str]]:
 
 def _engine(manifest: dict) -> list[tuple[str, str]]:
     out = [(k, _fmt(v)) for k, v in (manifest.get("spark") or {}).items()]
-    for key in ("reader", "writer"):
+    for key in ("engine", "reader", "writer"):
         if manifest.get(key):
-            out.append((key, str(manifest[key])))
+            out.append((key, _fmt(manifest[key])))
     if manifest.get("providers"):
         out.append(("providers", ", ".join(manifest["providers"])))
     return out
