@@ -202,11 +202,13 @@ def cmd_run(args) -> int:
                     _emit_manifest(args, res.manifest, res.manifest_path)
                     if not args.json:
                         _print_checks(res.manifest, file=sys.stderr)
+                        _print_report_location(res, file=sys.stderr)
                 raise
         written = _emit_manifest(args, result.manifest, result.manifest_path)
         if not args.quiet and not args.json:
             _print_checks(result.manifest)
             print(summary_text(result.manifest))
+            _print_report_location(result)
         return EXIT_OK if written else EXIT_MANIFEST_NOT_WRITTEN
     finally:
         if preexisting is None:
@@ -230,6 +232,14 @@ def _stop_spark() -> None:
             active.stop()
         except Exception as exc:  # the run's outcome is decided; a failing stop must not change it
             log.debug("stopping Spark failed: %s", exc)
+
+
+def _print_report_location(result, file=None) -> None:
+    from batchinfer.report_html import report_location
+
+    where = report_location(result)
+    if where:
+        print(f"  report        {where}", file=file or sys.stdout)
 
 
 def _write_manifest_file(path: str, text: str) -> None:

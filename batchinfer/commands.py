@@ -64,4 +64,11 @@ def _register_submit(sub) -> None:
     register(sub)
 
 
+def _register_report(sub) -> None:
+    from batchinfer.report_html import register  # light: jinja2/matplotlib load only when it runs
+
+    register(sub)
+
+
 REGISTRY.append(_register_submit)
+REGISTRY.append(_register_report)

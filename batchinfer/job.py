@@ -110,9 +110,9 @@ class JobResult:
         return dataset.head(n).to_pandas()
 
     def _repr_html_(self) -> str:
-        from batchinfer.report import render_result_html
+        from batchinfer.report_html import render_report
 
-        return render_result_html(self)
+        return render_report(self.manifest, self.extras.get("attachments"), standalone=False)
 
     def __repr__(self) -> str:
         return (
@@ -216,6 +216,8 @@ class Job:
             validate_extensions(self, plan)
         manifest.set_plan(plan)
         manifest.notes.extend(plan.notes)
+        if hasattr(progress, "set_rows"):  # rows/s and ETA in the progress display
+            progress.set_rows(int(plan.selection.rows * (sample_fraction or 1.0)))
 
         table = OutputTable(cfg.output.path)
         scratch = None
@@ -242,6 +244,7 @@ class Job:
                 session_factory=session_factory,
                 commit_pause=commit_pause,
             )
+            result.extras.setdefault("attachments", self._attachments(manifest))  # for the inline report
             return result
         except BaseException as exc:
             err = exc if isinstance(exc, BatchInferError) else None
@@ -255,6 +258,7 @@ class Job:
                 doc = manifest.finish(status, timings, error=exc)
                 path = None if dry_run else self._write_records(table, run_id, doc, manifest)
                 result = JobResult(status, run_id, doc, table.root.uri, path, error=err)
+                result.extras["attachments"] = self._attachments(manifest)
                 try:
                     exc.result = result  # type: ignore[attr-defined]
                 except AttributeError:
@@ -466,6 +470,10 @@ class Job:
         path = self._write_records(table, run_id, doc, manifest)
         return JobResult("succeeded", run_id, doc, table.root.uri, path)
 
+    def _attachments(self, manifest) -> dict[str, str]:
+        """The run's files besides the manifest (GX results, drift counts), secrets redacted."""
+        return {name: redact(content, self.loaded.secrets) for name, content in manifest.attachments.items()}
+
     def _write_records(self, table, run_id: str, doc: dict, manifest) -> str | None:
         import json
 
@@ -473,8 +481,9 @@ class Job:
         try:
             path = table.write_run_file(run_id, "manifest.json", text)
             table.write_latest(text)
-            for name, content in manifest.attachments.items():
-                table.write_run_file(run_id, name, redact(content, self.loaded.secrets))
+            files = self._attachments(manifest)
+            for name, content in files.items():
+                table.write_run_file(run_id, name, content)
             if manifest.spark_log_offset is not None:
                 from batchinfer import spark as spark_mod
 
@@ -483,6 +492,9 @@ class Job:
                 )
         except OSError:
             return None
+        from batchinfer.report_html import write_report
+
+        write_report(table, run_id, doc, files)  # report.html next to the manifest; never fails the run
         return path
 
 

@@ -226,6 +226,16 @@ def evaluate_inline_drift(plan, counter, profile) -> StageChecks:
     result = StageChecks()
     t0 = time.perf_counter()
     feats, preds = counter.results()
+    # The reference bins of the columns measured, saved with the run: the report draws
+    # reference-vs-current overlays from the run's own files, even if the profile changes later.
+    from batchinfer.checks.profile import ReferenceProfile
+
+    measured = [c for c in (*counter.features, *counter.predictions) if c in profile.columns]
+    result.attachments["drift_reference.json"] = ReferenceProfile(
+        columns={c: profile.columns[c] for c in measured},
+        row_count=profile.row_count,
+        created_at=profile.created_at,
+    ).to_json(indent=1)
     if feats is not None:
         drift_cfg = plan.config.drift.model_copy(update={"columns": counter.features})
         outcomes = evaluate_drift(profile, feats, drift_cfg, prediction_columns=())

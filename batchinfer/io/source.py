@@ -50,12 +50,20 @@ class InputSelection:
             seen.setdefault(f.partition, None)
         return [dict(p) for p in seen]
 
+    @property
+    def rows_by_partition(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.files:
+            out[f.partition_label] = out.get(f.partition_label, 0) + f.rows
+        return out
+
     def summary(self) -> dict:
         return {
             "path": self.root.uri,
             "partitions": self.partitions,
             "files": len(self.files),
             "rows": self.rows,
+            "rows_by_partition": self.rows_by_partition,
             "bytes": sum(f.size_bytes for f in self.files),
             "skipped_files": self.skipped_files,
         }

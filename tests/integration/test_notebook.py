@@ -52,6 +52,11 @@ def test_notebook_executes(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("batchinfer · churn-demo" in h and "dry_run" in h for h in html), "JobResult did not render"
+    # The inline run report (the same page as report.html): checks, drift table and overlays, workers.
+    report = next(h for h in html if h.startswith('<div class="bi-report">'))
+    for part in ('id="bi-quality"', 'id="bi-drift"', 'id="bi-workers"', 'alt="seconds per stage"'):
+        assert part in report, f"inline report lacks {part}"
+    assert report.count('<figure class="bi-overlay">') >= 2 and "data:image/png;base64," in report
     assert any("churn_score" in h for h in html), "scored rows not shown"
     assert not (tmp_path / "demo" / "output").exists()  # a dry run writes nothing
     # conf/demo.yaml configures checks and a drift reference: the table and the plots are shown.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -132,32 +130,6 @@ def test_config_show_names_a_missing_env_variable():
     assert proc.returncode == 2
     assert "environment variable CHURN_BUCKET is not set" in proc.stderr and "Traceback" not in proc.stderr
     assert _run_cli("config", "show", "conf/base/churn.yaml", "--env", "staging").returncode == 2
-
-
-def test_progress_as_log_lines_when_not_a_tty(caplog):
-    from batchinfer.progress import _Progress
-
-    progress = _Progress(tty=False)
-    with caplog.at_level(logging.INFO, logger="batchinfer"):
-        progress("plan")
-        progress("spark_start")
-    progress.close()
-    messages = [r.getMessage() for r in caplog.records]
-    assert messages[0].startswith("batchinfer: stage plan (t=") and "spark_start" in messages[1]
-
-
-def test_progress_redraws_one_line_on_a_tty(monkeypatch):
-    from batchinfer.progress import _Progress
-
-    fake = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", fake)
-    progress = _Progress(tty=True)
-    progress("plan")
-    progress._draw("tasks 3/8")
-    progress.close()
-    text = fake.getvalue()
-    assert "\r\x1b[2K[" in text and "plan tasks 3/8" in text and text.endswith("\r\x1b[2K")
-    assert "\n" not in text
 
 
 @pytest.mark.slow
