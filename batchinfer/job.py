@@ -437,7 +437,7 @@ class Job:
             outcomes.extend(stage.outcomes)
             _record_checks(manifest, stage, outcomes)
         if checks_on:
-            _enforce_gate(outcomes, "output")
+            _enforce_gate(outcomes, "output" if one_pass is None else "single-pass")
         manifest.extra["spark_jobs"] = _spark_jobs(sc, run_id)
 
         if dry_run:

@@ -330,3 +330,50 @@ def test_quarantine_in_the_task_with_reasons(spark, tmp_path):
         "f9 is NaN",
         "f9 is infinite",
     ]
+
+
+@pytest.mark.slow
+def test_quarantine_accounting_is_exact_under_task_retries(tmp_path):
+    """First attempts of two tasks fail after writing a scored batch and its quarantined rows:
+    the retry's files count, the failed attempts' never do (scored + quarantined = input)."""
+    from batchinfer.scoring.udf import FAULT_ENV
+    from tests.support.fault_job import ChildRun, child_env, write_config
+
+    def extra(n, rng):
+        bad = rng.normal(size=n).astype(np.float32)
+        bad[:3] = np.nan
+        bad[3] = -np.inf
+        return {"f9": bad}
+
+    data = write_partitioned(tmp_path / "ev", rows_per_file=400, extra=extra)
+    model, _ = models.linear_classifier(tmp_path / "m.onnx", 4)
+    q = {"enabled": True, "path": str(tmp_path / "q"), "max_fraction": 0.05}
+    cfg = job_config(
+        data,
+        model,
+        tmp_path / "out",
+        features=["f0", "f1", "f2", "f9"],
+        passthrough=["id", "ds"],
+        quarantine=q,
+        input={"invalid_features": "quarantine"},
+        checks={"output": [{"expect": "between", "column": "score", "min": 0, "max": 1}]},
+    )
+    cfg["spark"] = {"master": "local[2,3]"}
+    config = write_config(tmp_path / "job.yaml", cfg)
+    child = ChildRun(config, child_env(tmp_path, **{FAULT_ENV: "0:0,1:late"}), workdir=tmp_path / "child")
+    rc = child.wait()
+    assert rc == 0, child.stderr[-3000:]
+    assert "injected test fault" in child.stderr  # the failed attempts really ran
+    manifest = json.loads(child.stdout)
+    qs = manifest["checks"]["quarantine"]
+    assert qs["rows_total"] == 1600 == manifest["rows_in"]
+    assert qs["rows_quarantined"] == 16 and qs["rows_scored"] == 1584 == manifest["rows_out"]
+    assert qs["reasons"] == {"f9 is NaN": 12, "f9 is infinite": 4}
+
+    def ids(path):
+        t = ds.dataset(path, format="parquet", partitioning="hive", ignore_prefixes=["_", "."]).to_table()
+        return t.column("id").to_pylist()
+
+    scored, quarantined, inputs = ids(tmp_path / "out"), ids(tmp_path / "q"), ids(data)
+    assert len(scored) == len(set(scored)) == 1584 and len(quarantined) == len(set(quarantined)) == 16
+    assert sorted(scored + quarantined) == sorted(inputs)
