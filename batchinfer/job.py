@@ -425,6 +425,7 @@ class Job:
                 outcomes.extend(stage.outcomes)
                 _record_checks(manifest, stage, outcomes)
             manifest.checks["single_pass"] = True
+            manifest.checks["in_task_seconds"] = one_pass.in_task_seconds
         if counter is not None:
             with timings.stage("drift", progress):
                 stage = runner.evaluate_inline_drift(plan, counter, reference)

@@ -28,6 +28,7 @@ from batchinfer.checks import partials as P
 from batchinfer.checks.runner import StageChecks
 
 _ROWS_IN, _ROWS_OUT, _ROWS_QUARANTINED, _REASONS = "_rows_in", "_rows_scored", "_rows_quarantined", "_reasons"
+_SECONDS = "_seconds"  # time the task spent on checks (split, partials, drift counts)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class TaskChecks:
         return self.quarantine is not None
 
     def new_state(self) -> dict:
-        state = {_ROWS_IN: 0, _ROWS_OUT: 0, _ROWS_QUARANTINED: 0, _REASONS: {}}
+        state = {_ROWS_IN: 0, _ROWS_OUT: 0, _ROWS_QUARANTINED: 0, _REASONS: {}, _SECONDS: 0.0}
         state["input"], state["output"] = P.new_state(), P.new_state()
         state["drift"] = (
             self.feature_grid.empty() if self.feature_grid else None,
@@ -84,6 +85,7 @@ class TaskChecks:
 
             q = checks.quarantine
             for b in batches:
+                t0 = time.perf_counter()
                 state[_ROWS_IN] += b.num_rows
                 if q is not None:
                     b, bad = split_batch(b, q.rules, q.reasons)
@@ -95,6 +97,7 @@ class TaskChecks:
                         if quarantine_files is not None:
                             quarantine_files.write(bad)
                     if b.num_rows == 0:
+                        state[_SECONDS] += time.perf_counter() - t0
                         continue
                 if checks.input_ops:
                     P.observe(checks.input_ops, state["input"], b)
@@ -102,10 +105,12 @@ class TaskChecks:
                     checks.feature_grid.count_batch(
                         {c: b.column(c) for c in checks.drift_features}, *state["drift"][0]
                     )
+                state[_SECONDS] += time.perf_counter() - t0
                 yield b
 
         def measured(batches):
             for out in scorer(observed_inputs(batches)):
+                t0 = time.perf_counter()
                 state[_ROWS_OUT] += out.num_rows
                 if checks.output_ops:
                     P.observe(checks.output_ops, state["output"], out)
@@ -113,6 +118,7 @@ class TaskChecks:
                     checks.prediction_grid.count_batch(
                         {c: out.column(c) for c in checks.drift_predictions}, *state["drift"][1]
                     )
+                state[_SECONDS] += time.perf_counter() - t0
                 yield out
 
         return measured
@@ -159,6 +165,7 @@ class PassPlan:
     quarantine_sink: Any = None  # a DirectParquetSink over the quarantine staging
     engine: Any = None
     staged_schema: P.SideSchema | None = None  # the staged output's columns and Arrow types
+    in_task_seconds: float = 0.0  # summed over the tasks (they run in parallel)
     spark_jobs: dict = field(default_factory=dict)
 
 
@@ -297,6 +304,7 @@ def decide(
     stages: list[StageChecks] = []
 
     totals = {k: sum(s[k] for s in states) for k in (_ROWS_IN, _ROWS_OUT, _ROWS_QUARANTINED)}
+    pass_plan.in_task_seconds = round(sum(s.get(_SECONDS, 0.0) for s in states), 3)
     if pass_plan.checks.quarantines:
         from batchinfer.checks.quarantine import quarantine_outcome
 

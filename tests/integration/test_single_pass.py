@@ -229,6 +229,10 @@ def test_demo_checks_and_drift_take_at_most_two_spark_jobs(demo_runs):
     run_dir = result.output_path + f"/_batchinfer/runs/{result.run_id}"
     gx_input = json.loads(open(f"{run_dir}/gx_input.json").read())
     assert len(gx_input["results"]) == 7 and gx_input["statistics"]["evaluated_expectations"] == 7
+    from batchinfer.report import summary_text
+
+    assert "inside the scoring tasks (one pass, no extra read)" in summary_text(result.manifest)
+    assert c["in_task_seconds"] > 0
     drift_counts = json.loads(open(f"{run_dir}/drift_input_counts.json").read())
     assert drift_counts["row_count"] == result.rows_out == 6000  # every scored row counted once
 

@@ -240,3 +240,20 @@ def test_moments_reject_text_columns():
     state = P.new_state()
     P.observe([op], state, pa.record_batch({"s": ["a"]}))
     assert "not numeric" in state[op.key].message
+
+
+def test_summary_shows_the_checks_share_of_the_run():
+    from batchinfer.report import checks_share, summary_text
+
+    manifest = {
+        "job": "j",
+        "run_id": "r",
+        "status": "succeeded",
+        "timings": {"plan": 1.0, "checks_plan": 0.5, "score_and_stage": 6.0, "checks": 1.5, "total": 10.0},
+        "checks": {"single_pass": True, "in_task_seconds": 1.0},
+    }
+    assert checks_share(manifest) == (
+        "3.0 s of 10.0 s (30.0 %): 2.0 s on the driver + 1.0 s inside the scoring tasks (one pass, no extra read)"
+    )
+    assert "  checks        3.0 s of 10.0 s (30.0 %)" in summary_text(manifest)
+    assert checks_share({"timings": {"total": 3.0}}) is None  # no checks configured: no line
