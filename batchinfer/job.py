@@ -274,13 +274,18 @@ class Job:
             path = None if dry_run else self._write_records(table, run_id, doc, manifest)
             return JobResult(doc["status"], run_id, doc, table.root.uri, path)
 
+        from batchinfer.checks import runner, single_pass
+
+        # The single pass needs Great Expectations on the driver: import it while Spark starts.
+        gx_import = (
+            single_pass.warm_up() if runner.checks_configured(cfg) and single_pass.applies(cfg) else None
+        )
         with timings.stage("spark_start", progress):
             session = spark or spark_mod.get_session(cfg)
         manifest.spark = spark_mod.application_info(session)
         sc = session.sparkContext
         sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
 
-        from batchinfer.checks import runner, single_pass
         from batchinfer.scoring.rowgroups import reader_for, score_row_groups
 
         checks_on = runner.checks_configured(cfg)
@@ -296,6 +301,7 @@ class Job:
                     run_id=run_id,
                     out_schema_fields=_out_schema(plan),
                     quarantine_table=quarantine_table,
+                    warm=gx_import,
                 )
         needs_input = checks_on and one_pass is None and runner.input_checks_configured(cfg)
         reader = reader_for(cfg)

@@ -169,6 +169,25 @@ class PassPlan:
     spark_jobs: dict = field(default_factory=dict)
 
 
+def warm_up():
+    """Import Great Expectations in a background thread (about 2 s), overlapping Spark's start.
+
+    :func:`prepare` needs it; importing there would add those seconds to every run with checks.
+    """
+    import threading
+
+    def load():
+        try:
+            import great_expectations  # noqa: F401
+            import great_expectations.expectations  # noqa: F401
+        except Exception:  # reported where it is really needed
+            pass
+
+    thread = threading.Thread(target=load, name="batchinfer-gx-import", daemon=True)
+    thread.start()
+    return thread
+
+
 def applies(config) -> bool:
     """The single pass needs the direct writer (its tasks return rows); else the Spark checks run."""
     from batchinfer.checks.runner import checks_configured
@@ -176,7 +195,7 @@ def applies(config) -> bool:
     return checks_configured(config) and config.output.writer in ("auto", "pyarrow")
 
 
-def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=None) -> PassPlan:
+def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=None, warm=None) -> PassPlan:
     """Build the task program: routes per expectation, ops per side, drift grids, quarantine rules."""
     import pyarrow as pa
 
@@ -185,6 +204,8 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
 
     config = plan.config
     c = config.checks
+    if warm is not None:
+        warm.join()
     engine = _spark_engine(session)
     selection_schema = plan.selection.schema
     keys = list(plan.selection.partition_keys)
