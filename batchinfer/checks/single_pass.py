@@ -431,6 +431,8 @@ def decide(
         }
         st.attachments[f"gx_{side.stage}.json"] = json.dumps(gx_doc, indent=2, default=str)
         st.seconds[f"{side.stage}_expectations"] = round(time.perf_counter() - t0, 3)
+        if "aggregation_seconds" in pass_plan.spark_jobs:  # the one distinct-count Spark job
+            st.seconds["distinct_aggregation"] = pass_plan.spark_jobs["aggregation_seconds"]
         stages.append(st)
 
     if pass_plan.checks.feature_grid is not None or pass_plan.checks.prediction_grid is not None:
