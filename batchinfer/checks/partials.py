@@ -29,8 +29,9 @@ except the Spark type names for type checks.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
-import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,12 +124,86 @@ class _Failed:
 
 
 def encode(state: dict) -> bytes:
-    """The task's partials as bytes: they travel back with its written-file rows."""
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    """The task's partials as bytes (tagged JSON, no pickle): they travel back with its file rows."""
+    return json.dumps(_pack(state), separators=(",", ":")).encode()
 
 
 def decode(data: bytes) -> dict:
-    return pickle.loads(data)  # noqa: S301 -- written by this job's own tasks
+    return _unpack(json.loads(bytes(data).decode()))
+
+
+def _pack(obj: Any) -> Any:
+    import datetime as dt
+    import decimal
+
+    import numpy as np
+
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, float)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return {"$nd": str(obj.dtype), "v": obj.tolist()}
+    if isinstance(obj, list):
+        return [_pack(v) for v in obj]
+    if isinstance(obj, tuple):
+        return {"$t": [_pack(v) for v in obj]}
+    if isinstance(obj, dict):
+        return {"$d": [[_pack(k), _pack(v)] for k, v in obj.items()]}
+    if isinstance(obj, _Failed):
+        return {"$failed": obj.message}
+    if isinstance(obj, _Overflow):
+        return {"$overflow": True}
+    if isinstance(obj, dt.datetime):
+        return {"$datetime": obj.isoformat()}
+    if isinstance(obj, dt.date):
+        return {"$date": obj.isoformat()}
+    if isinstance(obj, dt.time):
+        return {"$time": obj.isoformat()}
+    if isinstance(obj, dt.timedelta):
+        return {"$timedelta": obj.total_seconds()}
+    if isinstance(obj, decimal.Decimal):
+        return {"$decimal": str(obj)}
+    if isinstance(obj, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(obj)).decode()}
+    raise TypeError(f"cannot carry a {type(obj).__name__} in the partial metrics")
+
+
+def _unpack(obj: Any) -> Any:
+    import datetime as dt
+    import decimal
+
+    import numpy as np
+
+    if isinstance(obj, list):
+        return [_unpack(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "$nd" in obj:
+        return np.asarray(obj["v"], dtype=obj["$nd"])
+    if "$t" in obj:
+        return tuple(_unpack(v) for v in obj["$t"])
+    if "$d" in obj:
+        return {_hashable(_unpack(k)): _unpack(v) for k, v in obj["$d"]}
+    if "$failed" in obj:
+        return _Failed(obj["$failed"])
+    if "$overflow" in obj:
+        return _Overflow()
+    if "$datetime" in obj:
+        return dt.datetime.fromisoformat(obj["$datetime"])
+    if "$date" in obj:
+        return dt.date.fromisoformat(obj["$date"])
+    if "$time" in obj:
+        return dt.time.fromisoformat(obj["$time"])
+    if "$timedelta" in obj:
+        return dt.timedelta(seconds=obj["$timedelta"])
+    if "$decimal" in obj:
+        return decimal.Decimal(obj["$decimal"])
+    if "$bytes" in obj:
+        return base64.b64decode(obj["$bytes"])
+    raise ValueError(f"unknown tag in partial metrics: {sorted(obj)}")
 
 
 def merge_states(ops: Sequence[Op], states: Iterable[dict]) -> dict:

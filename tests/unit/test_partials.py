@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -257,3 +259,24 @@ def test_summary_shows_the_checks_share_of_the_run():
     )
     assert "  checks        3.0 s of 10.0 s (30.0 %)" in summary_text(manifest)
     assert checks_share({"timings": {"total": 3.0}}) is None  # no checks configured: no line
+
+
+def test_partials_travel_as_tagged_json_not_pickle():
+    import datetime as dt
+    import decimal
+
+    state = {
+        "k": (np.arange(3, dtype=np.int64), np.array([0.5, np.inf])),
+        "vc": {1: 2, None: 1, "a": 3, dt.date(2026, 12, 1): 4},
+        "m": [decimal.Decimal("1.5"), dt.datetime(2026, 12, 1, 10, 0), b"\x00", float("nan")],
+        "f": P._Failed("ArrowInvalid: x"),
+        "o": P._Overflow(),
+    }
+    data = P.encode(state)
+    assert data.startswith(b"{")  # JSON text: the driver never unpickles what tasks send
+    back = P.decode(bytearray(data))  # Spark hands binary columns over as bytearray
+    assert (back["k"][0] == state["k"][0]).all() and back["k"][0].dtype == np.int64
+    assert back["vc"] == state["vc"] and back["f"] == state["f"] and isinstance(back["o"], P._Overflow)
+    assert back["m"][:3] == state["m"][:3] and math.isnan(back["m"][3])
+    with pytest.raises(TypeError, match="cannot carry a object"):
+        P.encode({"x": object()})
