@@ -3,8 +3,9 @@
 They exist so the reliability tests (``tests/integration/test_faults.py``, documented in
 ``docs/reliability.md``) can crash a real run at a chosen point, on real Spark:
 
-``BATCHINFER_TEST_FAIL_FIRST_ATTEMPT=<attempt>:<partition ids>``
-    (see :data:`batchinfer.scoring.udf.FAULT_ENV`) a scoring task raises on that attempt.
+``BATCHINFER_TEST_FAIL_FIRST_ATTEMPT=<attempt>:<partition ids>[:late]``
+    (see :data:`batchinfer.scoring.udf.FAULT_ENV`) a scoring task raises on that attempt; with
+    ``:late``, after its first batch was scored and written (its attempt leaves files behind).
 ``BATCHINFER_TEST_KILL_EXECUTOR=<partition ids>``
     read in the executor: on its first attempt, a scoring task of one of those partitions
     SIGKILLs its own executor JVM (the ``CoarseGrainedExecutorBackend`` ancestor of the Python

@@ -301,6 +301,13 @@ class Job:
             path = None if dry_run else self._write_records(table, run_id, doc, manifest)
             return JobResult(doc["status"], run_id, doc, table.root.uri, path)
 
+        from batchinfer.checks import runner, single_pass
+
+        # The single pass needs Great Expectations on the driver: import it while Spark starts.
+        gx_import = (
+            single_pass.warm_up() if runner.checks_configured(cfg) and single_pass.applies(cfg) else None
+        )
+
         log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
         with timings.stage("spark_start", progress):
             session = spark or spark_mod.get_session(cfg, command_line_conf=self.spark_conf)
@@ -313,12 +320,25 @@ class Job:
         sc = session.sparkContext
         sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
 
-        from batchinfer.checks import runner
         from batchinfer.scoring.rowgroups import reader_for, score_row_groups
 
         checks_on = runner.checks_configured(cfg)
-        needs_input = checks_on and runner.input_checks_configured(cfg)
-        reader = "spark" if cfg.quarantine.enabled else reader_for(cfg)
+        # One pass (checks/single_pass.py): the scoring tasks compute every gate's metrics and
+        # split off quarantined rows; otherwise (Spark writer) the checks run as Spark jobs.
+        one_pass = None
+        if checks_on and single_pass.applies(cfg):
+            quarantine_table = _quarantine_table(cfg, stage_table, dry_run)
+            with timings.stage("checks_plan", progress):
+                one_pass = single_pass.prepare(
+                    session,
+                    plan,
+                    run_id=run_id,
+                    out_schema_fields=_out_schema(plan),
+                    quarantine_table=quarantine_table,
+                    warm=gx_import,
+                )
+        needs_input = checks_on and one_pass is None and runner.input_checks_configured(cfg)
+        reader = reader_for(cfg)
         manifest.extra["reader"] = reader
         if sample_fraction is not None and sample_fraction < 1.0:
             manifest.notes.append(f"scored a {sample_fraction:.2%} sample of the input rows")
@@ -326,7 +346,9 @@ class Job:
         if reader == "spark" or needs_input:
             if reader == "spark":
                 columns = list(plan.spec.read_columns)
-                if checks_on:
+                if one_pass is not None:
+                    columns += [c for c in one_pass.extra_columns if c not in columns]
+                elif checks_on:
                     columns += [c for c in runner.input_columns_needed(cfg, plan) if c not in columns]
             else:
                 # The workers read the rows they score themselves; Spark reads (and caches) only the
@@ -339,7 +361,8 @@ class Job:
 
         outcomes: list = []
         cached = None
-        quarantine_table = None
+        if one_pass is None:
+            quarantine_table = None
         if needs_input:
             from pyspark import StorageLevel
 
@@ -360,10 +383,14 @@ class Job:
                 _record_checks(manifest, stage, outcomes)
                 _enforce_gate(outcomes, "input")
 
-            counter, reference = runner.inline_drift_counter(session, plan) if checks_on else (None, None)
+            counter, reference = (
+                runner.inline_drift_counter(session, plan) if checks_on and one_pass is None else (None, None)
+            )
             drift_kw = {}
             if counter is not None:
                 drift_kw = {"extra_columns": counter.features, "wrap": counter.wrap}
+            if one_pass is not None:
+                drift_kw = {"extra_columns": one_pass.extra_columns}
             staging = stage_table.staging(run_id)
             sink = None
             if cfg.output.writer in ("auto", "pyarrow"):
@@ -382,6 +409,7 @@ class Job:
                         )
                         if name
                     ),
+                    checks=one_pass.checks if one_pass is not None else None,
                 )
                 drift_kw["sink"] = sink
             manifest.extra["writer"] = "pyarrow" if sink is not None else "spark"
@@ -425,18 +453,35 @@ class Job:
                 scored.raise_task_errors()  # deterministic errors come back as data, never retried
                 if sink is not None:
                     sink.publish(written)
+                    if one_pass is not None and one_pass.quarantine_sink is not None:
+                        one_pass.quarantine_sink.publish(written, kind="quarantine")
         finally:
             if cached is not None:
                 cached.unpersist()
         manifest.workers = scored.stats.value
         scored.model_broadcast.unpersist(blocking=False)
 
+        if one_pass is not None:
+            with timings.stage("checks", progress):
+                stages = single_pass.decide(
+                    session,
+                    one_pass,
+                    written,
+                    plan,
+                    staging_uri=staging.uri,
+                    read_input=lambda: _clean_input(session, plan, sample_fraction),
+                )
+            for stage in stages:
+                outcomes.extend(stage.outcomes)
+                _record_checks(manifest, stage, outcomes)
+            manifest.checks["single_pass"] = True
+            manifest.checks["in_task_seconds"] = one_pass.in_task_seconds
         if counter is not None:
             with timings.stage("drift", progress):
                 stage = runner.evaluate_inline_drift(plan, counter, reference)
             outcomes.extend(stage.outcomes)
             _record_checks(manifest, stage, outcomes)
-        if checks_on and (cfg.checks.output or cfg.checks.output_suite):
+        if checks_on and one_pass is None and (cfg.checks.output or cfg.checks.output_suite):
             staged_df = session.read.option("basePath", staging.uri).parquet(staging.uri)
             with timings.stage("output_checks", progress):
                 stage = runner.run_output_checks(session, staged_df, plan)
@@ -444,7 +489,11 @@ class Job:
             _record_checks(manifest, stage, outcomes)
         if checks_on:
             ran_output = bool(cfg.checks.output or cfg.checks.output_suite)
-            _enforce_gate(outcomes, "output" if ran_output or counter is None else "drift")
+            if one_pass is not None:
+                _enforce_gate(outcomes, "single-pass")
+            else:
+                _enforce_gate(outcomes, "output" if ran_output or counter is None else "drift")
+        manifest.extra["spark_jobs"] = _spark_jobs(sc, run_id)
 
         if dry_run:
             with timings.stage("commit", progress):
@@ -496,6 +545,54 @@ class Job:
 
         write_report(table, run_id, doc, files)  # report.html next to the manifest; never fails the run
         return path
+
+
+def _quarantine_table(cfg: JobConfig, stage_table, dry_run: bool):
+    if not cfg.quarantine.enabled:
+        return None
+    from batchinfer.io.sink import OutputTable
+
+    return OutputTable(stage_table.root.join("_quarantine").uri if dry_run else cfg.quarantine.path)
+
+
+def _out_schema(plan):
+    """The scored batches' Arrow schema (passthrough + outputs), from the plan alone."""
+    import pyarrow as pa
+
+    from batchinfer.scoring.tensors import output_arrow_schema
+
+    schema = plan.selection.schema
+    return output_arrow_schema(plan.spec, pa.schema([schema.field(c) for c in plan.spec.read_columns]))
+
+
+def _clean_input(session, plan, sample_fraction):
+    """The input as GX on Spark sees it (quarantined rows removed): only for fallback expectations."""
+    from batchinfer.checks.quarantine import split_rows
+    from batchinfer.io.source import read_dataframe
+
+    cfg = plan.config
+    keys = list(plan.selection.partition_keys)
+    columns = [f.name for f in plan.selection.schema if f.name not in keys] + keys
+    df = read_dataframe(session, plan.selection, columns)
+    if sample_fraction is not None and sample_fraction < 1.0:
+        df = df.sample(fraction=sample_fraction, seed=17)
+    if cfg.quarantine.enabled:
+        df, _ = split_rows(
+            df,
+            feature_columns=plan.spec.feature_columns,
+            specs=cfg.checks.input,
+            rules=cfg.quarantine.rules,
+            reasons=cfg.quarantine.reasons,
+        )
+    return df
+
+
+def _spark_jobs(sc, run_id: str) -> int | None:
+    """Spark jobs this run started under its job group (GX-on-Spark fallbacks use their own)."""
+    try:
+        return len(sc.statusTracker().getJobIdsForGroup(f"batchinfer-{run_id}"))
+    except Exception:
+        return None
 
 
 def _commit_quarantine(quarantine_table, run_id: str, cfg: JobConfig) -> None:

@@ -155,6 +155,29 @@ def _fmt_rows(n: int) -> str:
     return f"{n:,}"
 
 
+_CHECK_STAGES = ("checks_plan", "checks", "input_checks", "drift", "output_checks", "quarantine_commit")
+
+
+def checks_share(manifest: dict) -> str | None:
+    """The checks' share of the run, e.g. ``1.2 s of 20.4 s (5.9 %): 0.3 s on the driver + ...``.
+
+    Single pass: the driver's check stages plus the time the scoring tasks spent on checks
+    (summed over tasks, which run in parallel: an upper bound of their wall-clock share).
+    """
+    t = manifest.get("timings", {})
+    checks = manifest.get("checks") or {}
+    driver = sum(float(t.get(k, 0.0)) for k in _CHECK_STAGES)
+    in_task = float(checks.get("in_task_seconds") or 0.0)
+    total = float(t.get("total") or 0.0)
+    if not checks or total <= 0:
+        return None
+    spent = driver + in_task
+    text = f"{spent:.1f} s of {total:.1f} s ({100 * spent / total:.1f} %): {driver:.1f} s on the driver"
+    if checks.get("single_pass"):
+        text += f" + {in_task:.1f} s inside the scoring tasks (one pass, no extra read)"
+    return text
+
+
 def summary_text(manifest: dict) -> str:
     """A short human summary of a run."""
     t = manifest.get("timings", {})
@@ -174,6 +197,9 @@ def summary_text(manifest: dict) -> str:
         + ", ".join(f"{k} {v:.1f}" for k, v in t.items() if k != "total")
         + ")",
     ]
+    share = checks_share(manifest)
+    if share is not None:
+        lines.append(f"  checks        {share}")
     if manifest.get("providers"):
         lines.append(f"  providers     {', '.join(manifest['providers'])}")
     for w in manifest.get("warnings", []):

@@ -231,8 +231,9 @@ def plan_checks_overhead(ctx: Context) -> Invocation:
     """batchinfer with ~10 GX expectations and drift on all 64 features + the score.
 
     Compare its ``job_s`` with the plain ``batchinfer`` row of the same model: the difference is
-    what the checks cost (the input is cached once for checks and scoring, so the reader changes
-    to Spark's too; that is part of the cost).
+    what the checks cost. They are computed inside the scoring tasks (the single pass,
+    ``batchinfer/checks/single_pass.py``): the manifest's ``checks.in_task_seconds`` is the time
+    the tasks spent on them, ``timings.checks_plan`` / ``timings.checks`` the driver's share.
     """
     profile = _reference_profile(ctx)
     extra = {"checks": CHECKS, "drift": {"reference": str(profile)}}

@@ -368,6 +368,106 @@ def _now() -> str:
 # column: sum, sumsq, min, max). Partitions reduce by adding, except min/max.
 
 
+_LUT_CELLS = 16384
+_LUTS: dict[bytes, tuple] = {}
+_COARSE_MAPS: dict[tuple[bytes, bytes], Any] = {}  # (coarse, fine) edges -> _coarse_split
+
+
+def bucket_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.bincount(np.searchsorted(edges, values, side="left"), minlength=edges.size + 1)``, faster."""
+    return np.bincount(bucket_index(values, edges), minlength=edges.size + 1)
+
+
+def bucket_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, values, side="left")`` (the number of edges below each value), faster.
+
+    Most values fall in a cell of a uniform grid over [edges[0], edges[-1]] holding no edge (nor
+    in its neighbours, so float rounding in the cell index cannot matter): their bucket is read
+    from a table. The rest (cells around an edge, values at or above the last edge) take the
+    exact binary search. Results are identical.
+    """
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    lut = _lut(edges)
+    if lut is None:
+        return np.searchsorted(edges, values, side="left")
+    lo, inv_width, table = lut
+    t = values - lo
+    t *= inv_width
+    np.clip(t, -1.0, float(_LUT_CELLS), out=t)
+    idx = t.astype(np.int32)  # truncates toward zero
+    idx += 1
+    buckets = table[idx]
+    exact = buckets < 0
+    if exact.any():
+        buckets[exact] = np.searchsorted(edges, values[exact], side="left")
+    return buckets
+
+
+def coarse_index(values: np.ndarray, fine_index: np.ndarray, coarse: np.ndarray, fine: np.ndarray):
+    """Coarse buckets from the fine ones: ``np.searchsorted(coarse, values, side="left")``, or None.
+
+    A value in fine bucket j lies in (fine[j-1], fine[j]]; the coarse edges below it are those
+    <= fine[j-1], plus the one coarse edge (if any) strictly inside that interval when the value
+    is above it. None when some fine bucket holds two coarse edges (then search directly).
+    """
+    split = _coarse_split(coarse, fine)
+    if split is None:
+        return None
+    base, inner = split
+    out = base[fine_index]
+    out += values > inner[fine_index]
+    return out
+
+
+def _coarse_split(coarse: np.ndarray, fine: np.ndarray):
+    key = (coarse.tobytes(), fine.tobytes())
+    if key in _COARSE_MAPS:
+        return _COARSE_MAPS[key]
+    out = None
+    if fine.size:
+        lower = np.concatenate([[-np.inf], fine])
+        upper = np.concatenate([fine, [np.inf]])
+        base = np.searchsorted(coarse, lower, side="right").astype(np.int64)
+        inside = np.searchsorted(coarse, upper, side="left") - base  # coarse edges in (lower, upper)
+        if (inside <= 1).all():
+            inner = np.full(fine.size + 1, np.inf)
+            has = inside == 1
+            inner[has] = coarse[base[has]]
+            out = (base, inner)
+    _COARSE_MAPS[key] = out
+    return out
+
+
+def _lut(edges: np.ndarray):
+    key = edges.tobytes()
+    hit = _LUTS.get(key)
+    if hit is not None or key in _LUTS:
+        return hit
+    lut = None
+    if edges.size >= 2 and np.isfinite(edges).all() and edges[-1] > edges[0] and edges.size < 2**15:
+        lo, hi = float(edges[0]), float(edges[-1])
+        width = (hi - lo) / _LUT_CELLS
+        # bounds[i] = lo + (i - 1) * width, i = 0 .. G + 2
+        bounds = lo + (np.arange(-1, _LUT_CELLS + 2, dtype=np.float64)) * width
+        below = np.searchsorted(edges, bounds, side="left")
+        # Cell u (0 .. G-1) is table index u + 1. Pure when the bucket is the same over the cell
+        # and both neighbours: [lo + (u - 1) * width, lo + (u + 2) * width].
+        u = np.arange(_LUT_CELLS)
+        first, last = below[u], below[u + 3]
+        cells = np.where(first == last, last, -1)
+        table = np.empty(_LUT_CELLS + 2, dtype=np.int32)
+        table[0] = 0  # t clipped to -1: the value is below edges[0], no edge is below it
+        table[1 : _LUT_CELLS + 1] = cells
+        table[_LUT_CELLS + 1] = -1  # at or above the last edge: exact
+        # Truncation also maps t in (-1, 0), just below edges[0] (bucket 0), to cell 0.
+        if table[1] != 0:
+            table[1] = -1
+        lut = (lo, 1.0 / width, table)
+    _LUTS[key] = lut
+    return lut
+
+
 @dataclass(frozen=True)
 class _Grid:
     """What the counting pass needs from a profile: names, edges, categories, vocabularies."""
@@ -407,11 +507,17 @@ class _Grid:
                 col = col.to_numpy(zero_copy_only=False)
             v = np.asarray(col, dtype=np.float64)
             rows = v.size
-            valid = v[~np.isnan(v)]
-            for e in (edges, fine):
-                k = e.size + 1
-                ints[pos : pos + k] += np.bincount(np.searchsorted(e, valid, side="left"), minlength=k)
-                pos += k
+            nan = np.isnan(v)
+            valid = v[~nan] if nan.any() else v
+            fine_index = bucket_index(valid, fine)
+            fine_counts = np.bincount(fine_index, minlength=fine.size + 1)
+            coarse_idx = coarse_index(valid, fine_index, edges, fine)  # no second search
+            if coarse_idx is None:
+                coarse_idx = bucket_index(valid, edges)
+            ints[pos : pos + edges.size + 1] += np.bincount(coarse_idx, minlength=edges.size + 1)
+            pos += edges.size + 1
+            ints[pos : pos + fine.size + 1] += fine_counts
+            pos += fine.size + 1
             ints[pos] += v.size - valid.size
             pos += 1
             if valid.size:

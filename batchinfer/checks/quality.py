@@ -114,6 +114,17 @@ def run_expectations(
                 ("checks.result_format", f"expected one of {list(_RESULT_FORMATS)}, got {result_format!r}")
             ],
         )
+    expectations = suite_expectations(specs, stage=stage, suite_path=suite_path)
+    return run_built(df, expectations, stage=stage, name=name, result_format=result_format, persist=persist)
+
+
+def suite_expectations(
+    specs: Sequence[ExpectationSpec | dict] = (), *, stage: str, suite_path: str | None = None
+) -> list:
+    """GX expectation objects for compact ``specs`` then a suite file's, in that order.
+
+    ``meta['batchinfer']`` keeps each one's index (config order) and severity.
+    """
     parsed = _parse_specs(specs, stage)
     expectations = build_expectations(parsed, path=f"checks.{stage}")
     n_specs = len(expectations)
@@ -127,6 +138,26 @@ def run_expectations(
             meta[META_KEY] = ours
             exp.meta = meta
             expectations.append(exp)
+    return expectations
+
+
+def run_built(
+    df: Any,
+    expectations: list,
+    *,
+    stage: str,
+    name: str | None = None,
+    result_format: str = "SUMMARY",
+    persist: bool = True,
+) -> QualityResult:
+    """Validate ``df`` with GX on Spark against already built expectation objects."""
+    if result_format not in _RESULT_FORMATS:
+        raise ConfigError(
+            "Invalid result format",
+            problems=[
+                ("checks.result_format", f"expected one of {list(_RESULT_FORMATS)}, got {result_format!r}")
+            ],
+        )
     if not expectations:
         return QualityResult(stage=stage, outcomes=[], success=True, gx_result={}, spark_jobs=0)
 
@@ -134,7 +165,7 @@ def run_expectations(
     started = time.perf_counter()
     with _quiet_gx(), _persisted(df, enabled=persist), _counting_jobs(df, stage) as jobs:
         gx_result = _validate(df, expectations, suite_name=suite_name, result_format=result_format)
-    outcomes = _outcomes(gx_result, stage)
+    outcomes = outcomes_from_gx(gx_result, stage)
     return QualityResult(
         stage=stage,
         outcomes=outcomes,
@@ -182,7 +213,7 @@ def _validate(df: Any, expectations: list, *, suite_name: str, result_format: st
     return result.to_json_dict()
 
 
-def _outcomes(gx_result: dict, stage: str) -> list[CheckOutcome]:
+def outcomes_from_gx(gx_result: dict, stage: str) -> list[CheckOutcome]:
     """One ``CheckOutcome`` per GX result, in config order (GX reorders its results)."""
     rows = []
     for pos, r in enumerate(gx_result.get("results", [])):

@@ -244,3 +244,152 @@ def _num(v: Any, open_end: str) -> str:
     if v is None:
         return open_end
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+# --------------------------------------------------------------------------- in the scoring task
+# The same rules on Arrow batches, for the single pass: the task that scores a batch splits off
+# its broken rows itself (no Spark-reader detour) and writes them, with their reasons, to the
+# quarantine table's staging. Labels and semantics match ``split_rows`` above (Spark's NaN
+# ordering included), so both readers quarantine the same rows with the same reasons.
+
+
+def row_rules(
+    arrow_schema: Any,
+    *,
+    feature_columns: Sequence[str],
+    specs: Sequence[ExpectationSpec | dict] = (),
+    rules: Sequence[str] = DEFAULT_RULES,
+) -> list[tuple]:
+    """Picklable ``(kind, column, op, label)`` rules for :func:`split_batch`.
+
+    Raises the same errors as :func:`split_rows` for unknown rules and missing columns.
+    """
+    import pyarrow as pa
+
+    from batchinfer.checks.partials import Op, _hashable
+
+    unknown = [r for r in rules if r not in ALL_RULES]
+    if unknown:
+        raise ConfigError(
+            "Invalid quarantine rules",
+            problems=[("quarantine.rules", f"unknown rule(s) {unknown}; use any of {list(ALL_RULES)}")],
+        )
+    names = list(arrow_schema.names)
+    if REASON_COLUMN in names:
+        raise InputDataError(
+            f"input already has a {REASON_COLUMN!r} column",
+            hint="drop or rename it; quarantine writes the reason there",
+        )
+    row_specs = _row_level_specs(specs) if "input_checks" in rules else []
+    for what, cols in (
+        ("feature column", list(feature_columns)),
+        ("checked column", [s.column for s in row_specs if s.column is not None]),
+    ):
+        missing = [n for n in dict.fromkeys(cols) if n not in names]
+        if missing:
+            raise InputDataError(
+                f"{what}(s) {missing} not in the data; available: {sorted(names)}",
+                hint="check the column names in the job config",
+            )
+    out: list[tuple] = []
+    for name in feature_columns:
+        typ = arrow_schema.field(name).type
+        is_list = pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)
+        if "null_features" in rules:
+            out.append(("null", name, None, f"{name} is null"))
+        if "non_finite_features" in rules and pa.types.is_floating(typ):
+            out.append(("nan", name, None, f"{name} is NaN"))
+            out.append(("inf", name, None, f"{name} is infinite"))
+        if is_list:
+            elem_float = pa.types.is_floating(typ.value_type)
+            if "null_features" in rules:
+                out.append(("elem_null", name, None, f"{name} has a null element"))
+            if "non_finite_features" in rules and elem_float:
+                out.append(("elem_nan", name, None, f"{name} has a NaN element"))
+                out.append(("elem_inf", name, None, f"{name} has an infinite element"))
+    for spec in row_specs:
+        kw, name, t = spec.gx_kwargs(), spec.column, spec.gx_type
+        if name is None:
+            continue
+        if t == "expect_column_values_to_not_be_null":
+            out.append(("null", name, None, f"{name} is null"))
+            continue
+        if t == "expect_column_values_to_be_between":
+            args = {k: kw.get(k) for k in ("min_value", "max_value", "strict_min", "strict_max")}
+            cond = "between"
+            label = (
+                f"{name} out of range [{_num(args['min_value'], '-inf')}, {_num(args['max_value'], 'inf')}]"
+            )
+        elif t == "expect_column_values_to_be_in_set":
+            args, cond, label = {"value_set": list(kw.get("value_set") or [])}, "in_set", f"{name} not in set"
+        elif t == "expect_column_values_to_not_be_in_set":
+            args, cond = {"value_set": list(kw.get("value_set") or [])}, "not_in_set"
+            label = f"{name} in forbidden set"
+        elif t == "expect_column_values_to_match_regex" and kw.get("regex"):
+            args, cond = {"regex": kw["regex"]}, "match_regex"
+            label = f"{name} does not match {kw['regex']!r}"
+        else:
+            continue
+        op = Op("cond", name, cond, tuple(sorted((k, _hashable(v)) for k, v in args.items())))
+        out.append(("cond", name, op, label))
+    return out
+
+
+def split_batch(batch: Any, rules: Sequence[tuple], reasons: str = "all") -> tuple[Any, Any]:
+    """Split an Arrow batch into ``(clean, quarantined)``; ``quarantined`` has ``_quarantine_reason``.
+
+    ``quarantined`` is None when no row breaks a rule (the common case costs a few masks).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if not rules or batch.num_rows == 0:
+        return batch, None
+    masks = [_rule_mask(batch, rule) for rule in rules]
+    broken = np.logical_or.reduce(masks)
+    if not broken.any():
+        return batch, None
+    idx = np.flatnonzero(broken)
+    labels = []
+    for i in idx:
+        hit = [rule[3] for rule, m in zip(rules, masks, strict=True) if m[i]]
+        labels.append(hit[0] if reasons == "first" else "; ".join(hit))
+    clean = batch.filter(pa.array(~broken))
+    bad = batch.take(pa.array(idx))
+    bad = pa.RecordBatch.from_arrays(
+        [*bad.columns, pa.array(labels, pa.string())], names=[*bad.schema.names, REASON_COLUMN]
+    )
+    return clean, bad
+
+
+def _rule_mask(batch: Any, rule: tuple):
+    import numpy as np
+    import pyarrow.compute as pc
+
+    kind, name, op, _ = rule
+    col = batch.column(batch.schema.get_field_index(name))
+    n = batch.num_rows
+    if kind == "null":
+        return np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if kind in ("nan", "inf"):
+        hit = pc.is_nan(col) if kind == "nan" else pc.is_inf(col)
+        return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if kind.startswith("elem_"):
+        flat = pc.list_flatten(col)
+        parents = np.asarray(pc.list_parent_indices(col).to_numpy(zero_copy_only=False))
+        if kind == "elem_null":
+            hit = flat.is_null()
+        else:
+            hit = pc.fill_null(pc.is_nan(flat) if kind == "elem_nan" else pc.is_inf(flat), False)
+        out = np.zeros(n, dtype=bool)
+        out[parents[np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)]] = True
+        return out
+    if kind == "cond":
+        from batchinfer.checks.partials import _unexpected_mask
+
+        if col.null_count == n:
+            return np.zeros(n, dtype=bool)
+        unexpected = pc.fill_null(_unexpected_mask(op, col), False)
+        valid = col.is_valid()
+        return np.asarray(pc.and_(unexpected, valid).to_numpy(zero_copy_only=False), dtype=bool)
+    raise ValueError(f"unknown quarantine rule kind {kind!r}")

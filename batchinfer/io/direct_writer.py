@@ -18,8 +18,95 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-RESULT_SCHEMA = "file string, rows long"
+RESULT_SCHEMA = "file string, rows long, kind string, partial binary"
 _NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+def RESULT_ARROW_SCHEMA():  # noqa: N802 -- a constant, built lazily (pyarrow is imported on use)
+    import pyarrow as pa
+
+    return pa.schema(
+        [("file", pa.string()), ("rows", pa.int64()), ("kind", pa.string()), ("partial", pa.binary())]
+    )
+
+
+def _kind(row) -> str:
+    try:
+        return row["kind"] or "output"
+    except (KeyError, ValueError, IndexError):
+        return "output"
+
+
+class PartitionedFiles:
+    """Executor side: Hive-partitioned Parquet files under one attempt directory."""
+
+    def __init__(self, base, keys, data_fields, compression, lineage, part_no) -> None:
+        import pyarrow as pa
+
+        self.base, self.keys, self.lineage, self.part_no = base, list(keys), tuple(lineage), part_no
+        self.compression = compression
+        self.data_fields = list(data_fields)
+        fields = self.data_fields + [pa.field(name, pa.string()) for name, _ in self.lineage]
+        self.file_schema = pa.schema(fields)
+        self.writers: dict[tuple, list] = {}  # partition values -> [writer, relative path, rows, stream]
+
+    def _writer_for(self, values: tuple):
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        entry = self.writers.get(values)
+        if entry is None:
+            sub = partition_dir(self.keys, values) if self.keys else ""
+            name = f"part-{self.part_no:05d}-{uuid.uuid4().hex}.parquet"
+            rel = f"{sub}/{name}" if sub else name
+            loc = self.base.join(rel)
+            loc.fs.create_dir(loc.path.rsplit("/", 1)[0], recursive=True)
+            stream = loc.fs.open_output_stream(loc.path)
+            writer = pq.ParquetWriter(stream, self.file_schema, compression=self.compression or "none")
+            entry = self.writers[values] = [writer, rel, 0, stream]
+        return entry
+
+    def _write(self, batch, values: tuple) -> None:
+        import pyarrow as pa
+
+        n = batch.num_rows
+        if n == 0:
+            return
+        cols = [batch.column(f.name) for f in self.data_fields]
+        cols += [pa.array([value] * n, pa.string()) for _, value in self.lineage]
+        entry = self._writer_for(values)
+        entry[0].write_batch(pa.RecordBatch.from_arrays(cols, schema=self.file_schema))
+        entry[2] += n
+
+    def write(self, out) -> None:
+        """Write one batch, split by its partition values."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keys = self.keys
+        if not keys:
+            self._write(out, ())
+            return
+        table = pa.Table.from_batches([out])
+        groups = table.group_by(keys).aggregate([]).to_pylist()
+        if len(groups) == 1:
+            self._write(out, tuple(groups[0][k] for k in keys))
+            return
+        for g in groups:
+            mask = None
+            for k in keys:
+                col = out.column(k)
+                cond = pc.is_null(col) if g[k] is None else pc.fill_null(pc.equal(col, g[k]), False)
+                mask = cond if mask is None else pc.and_(mask, cond)
+            self._write(out.filter(mask), tuple(g[k] for k in keys))
+
+    def close(self) -> list[tuple[str, int]]:
+        """Close every file; return (relative path, rows) per file."""
+        for writer, _, _, stream in self.writers.values():
+            writer.close()
+            stream.close()
+        return [(rel, n) for _, rel, n, _ in self.writers.values()]
 
 
 def partition_dir(keys: list[str], values: tuple) -> str:
@@ -39,17 +126,23 @@ class DirectParquetSink:
     partition_by: tuple[str, ...]
     compression: str | None
     lineage: tuple[tuple[str, str], ...]  # (column, constant value)
+    checks: object = None  # batchinfer.checks.single_pass.TaskChecks: quarantine + partial metrics
 
-    def wrap(self, scorer, out_schema):
-        """The mapInArrow function: scored batches are written, file rows are yielded."""
+    def wrap(self, scorer, out_schema, checks=None, reader=None):
+        """The mapInArrow function: scored batches are written, file rows are yielded.
+
+        ``reader`` turns the task's input rows into the batches to score (the direct reader).
+        ``checks`` (a :class:`batchinfer.checks.single_pass.TaskChecks`) makes the same task split
+        off quarantined rows (written under the quarantine staging's attempt directory) and compute
+        the gates' partial metrics; both come back as rows of the same result (``kind`` column).
+        """
         sink = self
+        checks = checks if checks is not None else self.checks
 
         def write_partition(batches):
             import uuid
 
             import pyarrow as pa
-            import pyarrow.compute as pc
-            import pyarrow.parquet as pq
             from pyspark import TaskContext
 
             from batchinfer.io.filesystem import resolve
@@ -58,76 +151,53 @@ class DirectParquetSink:
             tag = (
                 f"{ctx.stageId()}-{ctx.partitionId()}-{ctx.attemptNumber()}" if ctx is not None else "local"
             ) + f"-{uuid.uuid4().hex[:8]}"
-            base = resolve(sink.staging_uri).join("_attempts", tag)
             part_no = ctx.partitionId() if ctx is not None else 0
             keys = list(sink.partition_by)
             data_fields = [f for f in out_schema if f.name not in keys]
-            data_fields += [pa.field(name, pa.string()) for name, _ in sink.lineage]
-            file_schema = pa.schema(data_fields)
-            writers: dict[tuple, list] = {}  # partition values → [writer, relative path, rows]
-
-            def writer_for(values: tuple):
-                entry = writers.get(values)
-                if entry is None:
-                    sub = partition_dir(keys, values) if keys else ""
-                    name = f"part-{part_no:05d}-{uuid.uuid4().hex}.parquet"
-                    rel = f"{sub}/{name}" if sub else name
-                    loc = base.join(rel)
-                    loc.fs.create_dir(loc.path.rsplit("/", 1)[0], recursive=True)
-                    stream = loc.fs.open_output_stream(loc.path)
-                    writer = pq.ParquetWriter(stream, file_schema, compression=sink.compression or "none")
-                    entry = writers[values] = [writer, rel, 0, stream]
-                return entry
-
-            def write(batch, values: tuple):
-                n = batch.num_rows
-                if n == 0:
-                    return
-                cols = [batch.column(f.name) for f in data_fields[: len(data_fields) - len(sink.lineage)]]
-                cols += [pa.array([value] * n, pa.string()) for _, value in sink.lineage]
-                entry = writer_for(values)
-                entry[0].write_batch(pa.RecordBatch.from_arrays(cols, schema=file_schema))
-                entry[2] += n
-
+            output = PartitionedFiles(
+                resolve(sink.staging_uri).join("_attempts", tag),
+                keys,
+                data_fields,
+                sink.compression,
+                sink.lineage,
+                part_no,
+            )
+            state = checks.new_state() if checks is not None else None
+            quarantine = (
+                checks.quarantine_writer(tag, part_no) if checks is not None and checks.quarantines else None
+            )
+            run = checks.bind(scorer, state, quarantine) if checks is not None else scorer
             try:
-                for out in scorer(batches):
-                    if not keys:
-                        write(out, ())
-                        continue
-                    table = pa.Table.from_batches([out])
-                    groups = table.group_by(keys).aggregate([]).to_pylist()
-                    if len(groups) == 1:
-                        write(out, tuple(groups[0][k] for k in keys))
-                        continue
-                    for g in groups:
-                        mask = None
-                        for k in keys:
-                            col = out.column(k)
-                            cond = (
-                                pc.is_null(col) if g[k] is None else pc.fill_null(pc.equal(col, g[k]), False)
-                            )
-                            mask = cond if mask is None else pc.and_(mask, cond)
-                        write(out.filter(mask), tuple(g[k] for k in keys))
+                for out in run(reader(batches) if reader is not None else batches):
+                    output.write(out)
             finally:
-                for writer, _, _, stream in writers.values():
-                    writer.close()
-                    stream.close()
-            files = [f"{tag}/{rel}" for _, rel, _, _ in writers.values()]
-            rows = [n for _, _, n, _ in writers.values()]
-            yield pa.RecordBatch.from_pydict(
-                {"file": files, "rows": rows}, schema=pa.schema([("file", pa.string()), ("rows", pa.int64())])
+                written = output.close()
+                q_written = quarantine.close() if quarantine is not None else []
+            rows = [(f"{tag}/{rel}", n, "output", None) for rel, n in written]
+            rows += [(f"{tag}/{rel}", n, "quarantine", None) for rel, n in q_written]
+            if checks is not None:
+                rows.append(("", 0, "metrics", checks.encode(state)))
+            yield pa.RecordBatch.from_pylist(
+                [dict(zip(("file", "rows", "kind", "partial"), r, strict=True)) for r in rows],
+                schema=RESULT_ARROW_SCHEMA(),
             )
 
         return write_partition
 
-    def publish(self, written_rows) -> int:
-        """Driver: move the successful attempts' files into the staging layout; return the row count."""
+    def publish(self, written_rows, kind: str = "output") -> int:
+        """Driver: move the successful attempts' files into the staging layout; return the row count.
+
+        ``kind`` picks the rows of one table (the output, or the quarantine when this sink is the
+        quarantine table's staging).
+        """
         from batchinfer.io.filesystem import resolve
 
         staging = resolve(self.staging_uri)
         attempts = staging.join("_attempts")
         total = 0
         for row in written_rows:
+            if _kind(row) != kind:
+                continue
             tag, _, rel = row["file"].partition("/")
             dst = staging.join(rel)
             dst.fs.create_dir(dst.path.rsplit("/", 1)[0], recursive=True)

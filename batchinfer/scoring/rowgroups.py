@@ -138,7 +138,7 @@ def score_row_groups(
 
     if sink is not None:  # the workers write the Parquet files themselves (io/direct_writer.py)
         return ScoredFrame(
-            task_df.mapInArrow(sink.wrap(score_tasks, out_schema), sink_schema()), stats, model_bc
+            task_df.mapInArrow(sink.wrap(scorer, out_schema, reader=read), sink_schema()), stats, model_bc
         )
     scored = task_df.mapInArrow(score_tasks, from_arrow_schema(out_schema))
     return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)
@@ -152,5 +152,8 @@ def reader_for(config) -> str:
     """
     choice = config.runtime.reader
     if choice == "auto":
-        return "spark" if config.quarantine.enabled else "pyarrow"
+        # With the direct writer the scoring task splits off quarantined rows itself
+        # (checks/single_pass.py); Spark's writer needs them filtered in Spark first.
+        legacy = config.quarantine.enabled and config.output.writer == "spark"
+        return "spark" if legacy else "pyarrow"
     return choice

@@ -16,8 +16,10 @@ from batchinfer import faults
 from batchinfer.plan import JobPlan, ScoringSpec
 from batchinfer.scoring import custom
 
-# Test-only fault injection: "<attempt>:<partition ids>", e.g. "0:1,3" fails partitions 1 and 3
-# on their first attempt. Read in the executor, so it must be set in the executors' environment.
+# Test-only fault injection: "<attempt>:<partition ids>[:late]", e.g. "0:1,3" fails partitions 1
+# and 3 on their first attempt; with ":late" they fail after their first batch was scored and
+# handed to the writer (so the failed attempt leaves files behind). Read in the executor, so it
+# must be set in the executors' environment.
 FAULT_ENV = "BATCHINFER_TEST_FAIL_FIRST_ATTEMPT"
 
 
@@ -112,7 +114,7 @@ def _peak_rss_mb() -> float:
         return 0.0
 
 
-def _maybe_inject_fault() -> None:
+def _maybe_inject_fault(late: bool = False) -> None:
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
@@ -120,6 +122,9 @@ def _maybe_inject_fault() -> None:
 
     ctx = TaskContext.get()
     attempt, _, parts = spec.partition(":")
+    parts, _, when = parts.partition(":")
+    if (when == "late") != late:
+        return
     targets = {int(p) for p in parts.split(",") if p.strip()}
     if ctx is not None and ctx.attemptNumber() == int(attempt) and ctx.partitionId() in targets:
         raise RuntimeError(
@@ -211,6 +216,7 @@ def make_scorer(
             yield out
             if batches_seen == 1:
                 faults.pause_at("scoring")  # test-only switch; see batchinfer.faults
+                _maybe_inject_fault(late=True)
         stats_acc.add(
             {
                 sessions.worker_id(): {

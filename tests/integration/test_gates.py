@@ -68,11 +68,14 @@ def test_failed_gate_writes_nothing_and_keeps_previous_output(spark, ws, tmp_pat
     assert manifest["checks"]["gate"]["failed"] == 1
 
 
-def test_input_gate_stops_before_scoring(spark, ws, tmp_path):
+def test_input_gate_stops_before_scoring_with_the_spark_writer(spark, ws, tmp_path):
+    """Spark's writer returns no rows, so its checks run as Spark jobs: input checks before scoring.
+    (With the direct writer they are computed in the scoring pass: test_single_pass.py.)"""
     root, data, model = ws
     checks = {"input": [{"expect": "in_set", "column": "cat", "values": ["a", "b"]}]}
+    cfg = cfg_with(data, model, tmp_path / "out", checks=checks, output={"writer": "spark"})
     with pytest.raises(GateFailedError, match="after the input checks") as info:
-        Job.from_config(cfg_with(data, model, tmp_path / "out", checks=checks)).run(spark=spark)
+        Job.from_config(cfg).run(spark=spark)
     assert "score_and_stage" not in info.value.result.manifest["timings"]
     assert not list((tmp_path / "out").glob("ds=*"))
 

@@ -242,3 +242,39 @@ def test_load_missing_profile(tmp_path):
     p = profile_arrays({"x": np.arange(10.0)})
     p.save(tmp_path / "p.json")
     assert load_profile(tmp_path / "p.json") == p
+
+
+def test_bucket_counts_equal_searchsorted_exactly():
+    """The table-driven bucketing gives the binary search's counts, ties and tails included."""
+    from batchinfer.checks.profile import _probs, bucket_counts, bucket_index, coarse_index
+
+    rng = np.random.default_rng(11)
+    for trial in range(12):
+        ref = rng.normal(size=4000) * rng.uniform(0.01, 100) + rng.uniform(-5, 5)
+        if trial % 3 == 0:
+            ref = np.round(ref)  # ties: repeated edges collapse, many values sit on an edge
+        fine = np.unique(np.quantile(ref, _probs(100, fine=True)))
+        coarse = fine[::7]
+        values = (
+            np.concatenate(
+                [
+                    rng.normal(size=5000) * ref.std() + ref.mean(),
+                    fine,
+                    np.nextafter(fine, np.inf),
+                    np.nextafter(fine, -np.inf),
+                    [np.inf, -np.inf, fine[0] - 1e-300, fine[-1]],
+                ]
+            )
+            .astype(np.float32)
+            .astype(np.float64)
+        )
+        want = np.bincount(np.searchsorted(fine, values, side="left"), minlength=fine.size + 1)
+        got = bucket_counts(values, fine)
+        assert (got == want).all()
+        coarse_q = np.unique(np.quantile(ref, _probs(10, fine=False)))  # near, not equal to, fine edges
+        for c in (coarse, coarse_q):
+            idx = coarse_index(values, bucket_index(values, fine), c, fine)
+            assert idx is not None and (idx == np.searchsorted(c, values, side="left")).all()
+    assert (bucket_counts(np.array([1.0, 2.0]), np.array([1.5])) == [1, 1]).all()  # one edge: plain search
+    two_inside = coarse_index(np.array([0.5]), np.array([1]), np.array([0.2, 0.4]), np.array([0.0, 1.0]))
+    assert two_inside is None  # two coarse edges in one fine bucket: the caller searches
