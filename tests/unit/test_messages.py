@@ -8,7 +8,7 @@ from pathlib import Path
 from onnx import TensorProto, helper
 
 from batchinfer import cli
-from batchinfer.checks.quality import _outcomes, format_outcomes_table
+from batchinfer.checks.quality import format_outcomes_table, outcomes_from_gx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,8 +73,8 @@ def _distinct_result(unexpected_count, values, success):
 
 
 def test_distinct_values_in_set_shows_the_unexpected_values_not_0_of_none():
-    passed = _outcomes(_distinct_result(0, [], True), "input")
-    failed = _outcomes(_distinct_result(2, ["c", "d"], False), "input")
+    passed = outcomes_from_gx(_distinct_result(0, [], True), "input")
+    failed = outcomes_from_gx(_distinct_result(2, ["c", "d"], False), "input")
     assert "None" not in format_outcomes_table(passed) + format_outcomes_table(failed)
     assert "no unexpected values" in format_outcomes_table(passed)
     assert "unexpected: c, d" in format_outcomes_table(failed)
