@@ -637,7 +637,11 @@ def load_config_full(
     data = apply_overrides(data, overrides)
     secrets: list[str] = []
     data = interpolate_env(data, environ, secrets)
+    from batchinfer.io.storage import secret_values
     from batchinfer.redaction import REDACTOR
+
+    # Store credentials written in clear (spark.hadoop.fs.s3a.secret.key ...) are secrets too.
+    secrets.extend(secret_values((data.get("spark") or {}).get("conf") if isinstance(data, Mapping) else None))
 
     REDACTOR.remember(secrets)  # before validation: its messages quote the values they reject
     try:

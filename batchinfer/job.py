@@ -158,6 +158,10 @@ class Job:
         from batchinfer.model.card import apply_card, resolve_model_source
 
         cfg = self.config
+        from batchinfer.io import storage
+
+        # spark.hadoop.fs.* settings reach the pyarrow filesystems too (one config for both readers).
+        storage.configure(storage.StorageOptions.from_spark_conf({**cfg.spark.conf, **self.spark_conf}))
         check_output_location(cfg)
         model_path, expected_sha, card = resolve_model_source(cfg.model)
         model = load_model(model_path, expected_sha256=expected_sha)

@@ -42,7 +42,10 @@ class DirectParquetSink:
 
     def wrap(self, scorer, out_schema):
         """The mapInArrow function: scored batches are written, file rows are yielded."""
+        from batchinfer.io import storage
+
         sink = self
+        storage_options = storage.active()  # the driver's spark.hadoop.fs.* settings, for the tasks
 
         def write_partition(batches):
             import uuid
@@ -52,8 +55,10 @@ class DirectParquetSink:
             import pyarrow.parquet as pq
             from pyspark import TaskContext
 
+            from batchinfer.io import storage
             from batchinfer.io.filesystem import resolve
 
+            storage.configure(storage_options)
             ctx = TaskContext.get()
             tag = (
                 f"{ctx.stageId()}-{ctx.partitionId()}-{ctx.attemptNumber()}" if ctx is not None else "local"
