@@ -641,7 +641,8 @@ def load_config_full(
     from batchinfer.redaction import REDACTOR
 
     # Store credentials written in clear (spark.hadoop.fs.s3a.secret.key ...) are secrets too.
-    secrets.extend(secret_values((data.get("spark") or {}).get("conf") if isinstance(data, Mapping) else None))
+    spark_section = data.get("spark") if isinstance(data, Mapping) else None
+    secrets.extend(secret_values(spark_section.get("conf") if isinstance(spark_section, Mapping) else None))
 
     REDACTOR.remember(secrets)  # before validation: its messages quote the values they reject
     try:
