@@ -176,6 +176,11 @@ class Job:
             on_corrupt_file=cfg.input.on_corrupt_file,
         )
         plan = build_plan(cfg, model, selection)
+        plan.notes.extend(
+            storage.storage_notes({"input": cfg.input.path, "model": model_path, "output": cfg.output.path})
+        )
+        if storage.plain_parquet_warning(cfg.output.path):
+            plan.notes.append(storage.plain_parquet_warning(cfg.output.path))
         plan.card = card
         return apply_card(plan, card)  # canary batch, batch-dependence pinning
 

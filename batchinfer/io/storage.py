@@ -179,6 +179,8 @@ def credential_source(uri: str, options: StorageOptions | None = None) -> str:
             return f"spark.hadoop.fs.s3a.{which}access.key"
         if options.environ("AWS_ACCESS_KEY_ID"):
             return "environment AWS_ACCESS_KEY_ID"
+        if provider:  # e.g. InstanceProfileCredentialsProvider: pyarrow's SDK chain finds the same
+            return f"{provider.rsplit('.', 1)[-1]} (fs.s3a.aws.credentials.provider; AWS default chain)"
         if options.environ("AWS_PROFILE"):
             return f"AWS profile {options.environ('AWS_PROFILE')}"
         return "AWS default chain (~/.aws, instance profile / web identity)"
@@ -378,3 +380,35 @@ def storage_error(
 def is_store_failure(exc: BaseException) -> bool:
     """An OSError from a remote store (not a local file problem a caller reports itself)."""
     return isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, IsADirectoryError))
+
+
+def plain_parquet_warning(output_uri: str) -> str | None:
+    """The warning for plain Parquet output on an object store (no atomic partition replacement)."""
+    if not is_object_store(output_uri):
+        return None
+    return (
+        f"output {output_uri} is on an object store, where a directory rename is a copy and a delete "
+        "per object: while a run commits, readers listing a partition it replaces can see it missing "
+        "or partly written (the journal still lets the next run or `batchinfer recover` restore the "
+        "previous files); only a table format (Delta, Iceberg) gives atomic replacement there"
+    )
+
+
+def storage_notes(uris: dict[str, str]) -> list[str]:
+    """Manifest notes: which filesystem and credential source each remote location used."""
+    notes = []
+    for role, uri in uris.items():
+        if "://" not in str(uri) or str(uri).startswith("file://"):
+            continue
+        scheme = urlsplit(uri).scheme
+        kind = {
+            "s3": "S3FileSystem",
+            "gs": "GcsFileSystem",
+            "abfs": "AzureFileSystem",
+            "hdfs": "HadoopFileSystem",
+        }
+        name = kind.get(canonical_scheme(scheme), scheme)
+        notes.append(
+            f"storage: {role} {uri} read/written by pyarrow {name} (credentials: {credential_source(uri)})"
+        )
+    return notes

@@ -120,6 +120,11 @@ def test_whole_job_reads_scores_and_commits_in_buckets(spark, s3):
     assert m["reader"] == "pyarrow" and m["writer"] == "pyarrow"
     assert m["rows_in"] == m["rows_out"] == len(DAYS) * 2 * 400
     assert [p["ds"] for p in m["output"]["partitions_written"]] == list(DAYS)
+    assert (
+        "storage: input s3a://lake/events read/written by pyarrow S3FileSystem "
+        "(credentials: spark.hadoop.fs.s3a.access.key)"
+    ) in m["notes"]
+    assert any("only a table format (Delta, Iceberg) gives atomic replacement" in n for n in m["notes"])
     # The secret key was carried to pyarrow and the tasks, and never written down.
     manifest_text = json.dumps(m)
     assert s3["secret"] not in manifest_text
@@ -220,3 +225,18 @@ def test_missing_bucket_for_input_and_output(spark, s3):
     text = str(info.value)
     assert info.value.exit_code == 6
     assert "s3a://no-such-scores/churn" in text and "bucket not found" in text and "\n" not in text
+
+
+def test_validate_warns_that_plain_parquet_on_a_bucket_is_not_atomic(s3, tmp_path, capsys):
+    import yaml
+
+    from batchinfer import cli
+
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(s3_config(s3, "s3a://scores/validate")))
+    assert cli.main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("config OK")
+    assert "batchinfer: warning: output s3a://scores/validate is on an object store" in captured.err
+    assert "only a table format (Delta, Iceberg) gives atomic replacement" in captured.err
+    assert s3["secret"] not in captured.out + captured.err

@@ -71,6 +71,13 @@ def test_per_bucket_settings_and_providers_and_environment():
     assert dict(o.env).keys() == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert REDACTOR.text("env-secret-value") == "***"
     assert credential_source("s3a://x/y", opts()).startswith("AWS default chain")
+    instance = opts(
+        {
+            "spark.hadoop.fs.s3a.aws.credentials.provider": "com.amazonaws.auth.InstanceProfileCredentialsProvider"
+        }
+    )
+    assert credential_source("s3a://x/y", instance).startswith("InstanceProfileCredentialsProvider")
+    assert "access_key" not in s3_arguments("x", instance)
     assert credential_source("gs://b/x", opts()) == "Google application default credentials"
 
 
@@ -135,3 +142,10 @@ def test_clear_text_store_secrets_in_spark_conf_are_redacted_like_env_secrets():
         }
     )
     assert "clear-secret-42" in loaded.secrets
+
+
+def test_plain_parquet_warning_only_for_object_stores(tmp_path):
+    assert storage.plain_parquet_warning(str(tmp_path)) is None
+    assert storage.plain_parquet_warning("hdfs://nn/x") is None  # HDFS renames are atomic
+    for uri in ("s3a://b/x", "gs://b/x", "abfss://c@a.dfs.core.windows.net/x"):
+        assert "only a table format" in storage.plain_parquet_warning(uri)
