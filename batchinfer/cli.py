@@ -326,7 +326,7 @@ def cmd_validate(args) -> int:
         )
     from batchinfer.io.storage import plain_parquet_warning
 
-    if plain_parquet_warning(job.config.output.path):
+    if job.config.output.format == "parquet" and plain_parquet_warning(job.config.output.path):
         print(f"batchinfer: warning: {plain_parquet_warning(job.config.output.path)}", file=sys.stderr)
     return EXIT_OK
 

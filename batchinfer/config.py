@@ -241,6 +241,9 @@ class OutputConfig(_Strict):
     compression: Literal["snappy", "zstd", "gzip", "none", "lz4"] = "snappy"
     # auto: the Python workers that score also write the Parquet files (pyarrow); spark: Spark's writer.
     writer: Literal["auto", "spark", "pyarrow"] = "auto"
+    # parquet: partition directories swapped by rename; delta: one Delta transaction per run
+    # (atomic on object stores too; needs the `deltalake` package, see docs/storage.md).
+    format: Literal["parquet", "delta"] = "parquet"
 
 
 class RuntimeConfig(_Strict):

@@ -1,7 +1,7 @@
 """The whole job with input, model and output in buckets of a real S3-protocol server on 127.0.0.1.
 
-The server is moto's (``moto[server]``), a ThreadedMotoServer in the test process that speaks
-real HTTP on a free loopback port, with request authentication on: an IAM user's keys are the
+The server is moto's (``moto[server]``), started as a subprocess on a free 127.0.0.1 port and
+spoken to over real HTTP, with request authentication on: an IAM user's keys are the
 good credentials, anything else is refused as the real service would. Spark's own ``s3a``
 cannot run here (no hadoop-aws jars), so the job uses the pyarrow reader and writer, with Spark
 only scheduling the tasks; the S3A settings reach pyarrow through ``spark.hadoop.fs.s3a.*``.
@@ -10,7 +10,10 @@ only scheduling the tasks; the S3A settings reach pyarrow through ``spark.hadoop
 from __future__ import annotations
 
 import json
-import logging
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -23,7 +26,7 @@ from batchinfer.job import Job
 from tests.support import models
 from tests.support.data import job_config, write_partitioned
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
 requests = pytest.importorskip("requests")
 
@@ -33,11 +36,24 @@ DAYS = ("2026-11-27", "2026-11-28")
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    # A subprocess, not a server thread in this process: delta-rs holds the GIL while it waits
+    # for the store, which would starve a server thread of the same interpreter.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host, port = probe.getsockname()
+    log = open(tmp_path_factory.mktemp("moto") / "server.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], stdout=log, stderr=log
+    )
     endpoint = f"http://{host}:{port}"
+    for _ in range(300):  # until the server answers (it needs a second or two to import)
+        try:
+            requests.get(f"{endpoint}/moto-api/", timeout=1)
+            break
+        except requests.ConnectionError:
+            if server.poll() is not None:
+                pytest.fail(f"moto server exited with {server.returncode}")
+            time.sleep(0.1)
     admin = {
         "endpoint_url": endpoint,
         "region_name": "us-east-1",
@@ -82,8 +98,9 @@ def s3(tmp_path_factory):
         "data": data,
         "model": model,
     }
-    requests.post(f"{endpoint}/moto-api/reset-auth", data=b"inf", timeout=10)
-    server.stop()
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
 
 
 def s3_config(
@@ -240,3 +257,41 @@ def test_validate_warns_that_plain_parquet_on_a_bucket_is_not_atomic(s3, tmp_pat
     assert "batchinfer: warning: output s3a://scores/validate is on an object store" in captured.err
     assert "only a table format (Delta, Iceberg) gives atomic replacement" in captured.err
     assert s3["secret"] not in captured.out + captured.err
+
+
+def test_delta_output_in_a_bucket_commits_one_version_and_a_failed_gate_none(spark, s3):
+    deltalake = pytest.importorskip("deltalake")
+    from batchinfer.io.delta import delta_storage_options
+
+    cfg = s3_config(s3, "s3a://scores/delta")
+    cfg["output"]["format"] = "delta"
+    first = Job.from_config(cfg).run(spark=spark)
+    assert first.manifest["delta"] == {"version": 0}
+    assert not any("only a table format" in n for n in first.manifest["notes"])
+    options = delta_storage_options("s3a://scores/delta")  # the job's settings, still active
+    assert options["AWS_ENDPOINT_URL"] == s3["endpoint"] and options["AWS_ACCESS_KEY_ID"] == s3["access"]
+    dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
+    assert dt.version() == 0 and dt.history(1)[0]["batchinfer.run_id"] == first.run_id
+    rows = dt.to_pyarrow_table().to_pandas()
+    assert len(rows) == first.manifest["rows_out"] == len(DAYS) * 2 * 400
+
+    # A refused run changes nothing; the next overwrite is exactly one more version. (Output
+    # checks read the staged rows with Spark's reader, which needs s3a jars this machine lacks:
+    # the failed-gate case is tested on local disk in test_delta_output.py.)
+    refused = s3_config(s3, "s3a://scores/delta")
+    refused["output"].update(format="delta", mode="error_if_exists")
+    with pytest.raises(OutputError, match="already a Delta table"):
+        Job.from_config(refused).run(spark=spark)
+    dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
+    assert dt.version() == 0
+    assert (
+        dt.to_pyarrow_table()
+        .to_pandas()
+        .sort_values("id")
+        .reset_index(drop=True)
+        .equals(rows.sort_values("id").reset_index(drop=True))
+    )
+    second = Job.from_config(cfg).run(spark=spark)
+    dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
+    assert dt.version() == 1 and dt.history(1)[0]["batchinfer.run_id"] == second.run_id
+    assert set(dt.to_pyarrow_table().to_pandas()["run_id"]) == {second.run_id}
