@@ -56,6 +56,17 @@ def test_each_run_is_one_transaction_replacing_exactly_its_partitions(spark, ws,
     (probs,) = sess.run(["probabilities"], {"input": merged[FEATURES].to_numpy(np.float32)})
     assert np.abs(merged["score"].to_numpy() - probs[:, 1]).max() <= 1e-6
 
+    # DuckDB reads the current version's files (no delta extension needed: the file list is the
+    # table's state); the same rows and scores.
+    duckdb = pytest.importorskip("duckdb")
+    files = ", ".join(f"'{u}'" for u in dt.file_uris())
+    ducked = duckdb.sql(
+        f"SELECT id, score FROM read_parquet([{files}], hive_partitioning = true) ORDER BY id"
+    ).df()
+    expected = scored.sort_values("id")[["id", "score"]].reset_index(drop=True)
+    assert len(ducked) == len(expected) and (ducked["id"].to_numpy() == expected["id"].to_numpy()).all()
+    assert np.abs(ducked["score"].to_numpy() - expected["score"].to_numpy()).max() <= 1e-6
+
     # A run over one day replaces that day only, in one more version.
     one_day = delta_config(data, model, out)
     one_day["input"]["partitions"] = {"ds": DAYS[1]}
