@@ -241,6 +241,9 @@ class OutputConfig(_Strict):
     compression: Literal["snappy", "zstd", "gzip", "none", "lz4"] = "snappy"
     # auto: the Python workers that score also write the Parquet files (pyarrow); spark: Spark's writer.
     writer: Literal["auto", "spark", "pyarrow"] = "auto"
+    # parquet: partition directories swapped by rename; delta: one Delta transaction per run
+    # (atomic on object stores too; needs the `deltalake` package, see docs/storage.md).
+    format: Literal["parquet", "delta"] = "parquet"
 
 
 class RuntimeConfig(_Strict):
@@ -637,7 +640,12 @@ def load_config_full(
     data = apply_overrides(data, overrides)
     secrets: list[str] = []
     data = interpolate_env(data, environ, secrets)
+    from batchinfer.io.storage import secret_values
     from batchinfer.redaction import REDACTOR
+
+    # Store credentials written in clear (spark.hadoop.fs.s3a.secret.key ...) are secrets too.
+    spark_section = data.get("spark") if isinstance(data, Mapping) else None
+    secrets.extend(secret_values(spark_section.get("conf") if isinstance(spark_section, Mapping) else None))
 
     REDACTOR.remember(secrets)  # before validation: its messages quote the values they reject
     try:

@@ -158,6 +158,10 @@ class Job:
         from batchinfer.model.card import apply_card, resolve_model_source
 
         cfg = self.config
+        from batchinfer.io import storage
+
+        # spark.hadoop.fs.* settings reach the pyarrow filesystems too (one config for both readers).
+        storage.configure(storage.StorageOptions.from_spark_conf({**cfg.spark.conf, **self.spark_conf}))
         check_output_location(cfg)
         model_path, expected_sha, card = resolve_model_source(cfg.model)
         model = load_model(model_path, expected_sha256=expected_sha)
@@ -172,6 +176,11 @@ class Job:
             on_corrupt_file=cfg.input.on_corrupt_file,
         )
         plan = build_plan(cfg, model, selection)
+        plan.notes.extend(
+            storage.storage_notes({"input": cfg.input.path, "model": model_path, "output": cfg.output.path})
+        )
+        if cfg.output.format == "parquet" and storage.plain_parquet_warning(cfg.output.path):
+            plan.notes.append(storage.plain_parquet_warning(cfg.output.path))
         plan.card = card
         return apply_card(plan, card)  # canary batch, batch-dependence pinning
 
@@ -502,13 +511,25 @@ class Job:
             return JobResult("dry_run", run_id, doc, table.root.uri, None, staged_path=staging.uri)
 
         with timings.stage("commit", progress):
-            committed = table.commit(
-                run_id,
-                mode=cfg.output.mode,
-                partition_by=cfg.output.partition_by,
-                # Test-only BATCHINFER_TEST_PAUSE_AT switch when no seam is given (batchinfer/faults.py).
-                pause=commit_pause or faults.driver_pause_hook(),
-            )
+            if cfg.output.format == "delta":
+                from batchinfer.io.delta import commit_delta
+
+                committed, version = commit_delta(
+                    table,
+                    run_id,
+                    mode=cfg.output.mode,
+                    partition_by=cfg.output.partition_by,
+                    metadata={"batchinfer.run_id": run_id, "batchinfer.model_sha256": plan.model.sha256},
+                )
+                manifest.extra["delta"] = {"version": version}
+            else:
+                committed = table.commit(
+                    run_id,
+                    mode=cfg.output.mode,
+                    partition_by=cfg.output.partition_by,
+                    # Test-only BATCHINFER_TEST_PAUSE_AT switch when no seam is given (batchinfer/faults.py).
+                    pause=commit_pause or faults.driver_pause_hook(),
+                )
         manifest.set_commit(committed)
         if quarantine_table is not None:
             # Only after every gate passed and the output is committed: a run the output never

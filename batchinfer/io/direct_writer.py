@@ -136,7 +136,10 @@ class DirectParquetSink:
         off quarantined rows (written under the quarantine staging's attempt directory) and compute
         the gates' partial metrics; both come back as rows of the same result (``kind`` column).
         """
+        from batchinfer.io import storage
+
         sink = self
+        storage_options = storage.active()  # the driver's spark.hadoop.fs.* settings, for the tasks
         checks = checks if checks is not None else self.checks
 
         def write_partition(batches):
@@ -145,8 +148,10 @@ class DirectParquetSink:
             import pyarrow as pa
             from pyspark import TaskContext
 
+            from batchinfer.io import storage
             from batchinfer.io.filesystem import resolve
 
+            storage.configure(storage_options)
             ctx = TaskContext.get()
             tag = (
                 f"{ctx.stageId()}-{ctx.partitionId()}-{ctx.attemptNumber()}" if ctx is not None else "local"

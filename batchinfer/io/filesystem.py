@@ -21,12 +21,20 @@ class Location:
         return Location(self.fs, path, uri, self.is_local)
 
 
-def resolve(path_or_uri: str) -> Location:
-    """Local paths become absolute (relative to the working directory); URIs go to pyarrow."""
+def resolve(path_or_uri: str, *, error=None) -> Location:
+    """Local paths become absolute (relative to the working directory); URIs map to a filesystem.
+
+    Hadoop schemes (``s3a://``, ``abfss://``...) are mapped by :mod:`batchinfer.io.storage` with
+    the job's ``spark.hadoop.fs.*`` settings; ``error`` is the error class raised when the store
+    cannot be opened (default :class:`~batchinfer.errors.InputDataError`).
+    """
     from pyarrow import fs as pafs
 
     if "://" in path_or_uri and not path_or_uri.startswith("file://"):
-        filesystem, path = pafs.FileSystem.from_uri(path_or_uri)
+        from batchinfer.errors import InputDataError
+        from batchinfer.io.storage import filesystem_for
+
+        filesystem, path = filesystem_for(path_or_uri, error=error or InputDataError)
         return Location(filesystem, path.rstrip("/"), path_or_uri.rstrip("/"), False)
     local = path_or_uri[len("file://") :] if path_or_uri.startswith("file://") else path_or_uri
     absolute = os.path.abspath(os.path.expanduser(local))

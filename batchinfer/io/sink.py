@@ -75,6 +75,28 @@ def _write_text_atomic(loc: Location, text: str) -> None:
     loc.fs.move(tmp, loc.path)
 
 
+def _move_dir(fs, src: str, dst: str, is_local: bool) -> None:
+    """Rename a directory; on object stores (no directory rename) move its files one by one.
+
+    There each move is a copy then a delete, so readers listing the partition during the move
+    can see part of the new files next to part of the old ones (the old ones sit in trash by
+    then); the marker moves last, so a partition whose ``_SUCCESS`` names this run is complete.
+    """
+    from pyarrow import fs as pafs
+
+    if is_local:
+        fs.move(src, dst)
+        return
+    base = src.rstrip("/") + "/"
+    files = [
+        fi for fi in fs.get_file_info(pafs.FileSelector(src, recursive=True)) if fi.type == pafs.FileType.File
+    ]
+    files.sort(key=lambda fi: (fi.base_name == MARKER, fi.path))
+    for fi in files:
+        fs.move(fi.path, dst.rstrip("/") + "/" + fi.path[len(base) :])
+    fs.delete_dir(src)
+
+
 def _read_json(loc: Location) -> dict | None:
     try:
         with loc.fs.open_input_stream(loc.path) as fh:
@@ -97,7 +119,7 @@ class OutputTable:
     """One output root and its ``_batchinfer`` bookkeeping."""
 
     def __init__(self, path: str) -> None:
-        self.root = resolve(path)
+        self.root = resolve(path, error=OutputError)
         self.meta = self.root.join(META)
 
     # ------------------------------------------------------------------ paths
@@ -114,6 +136,14 @@ class OutputTable:
     # ------------------------------------------------------------------ lock
     def acquire_lock(self, run_id: str, job: str) -> None:
         """Take the output lock, breaking it only when provably stale (same host, dead pid)."""
+        try:
+            self._acquire_lock(run_id, job)
+        except OSError as exc:  # the store refused (denied, no bucket, unreachable): one line
+            from batchinfer.io.storage import storage_error
+
+            raise storage_error(self.root.uri, exc, OutputError, action="lock output") from None
+
+    def _acquire_lock(self, run_id: str, job: str) -> None:
         info = {
             "run_id": run_id,
             "job": job,
@@ -228,7 +258,7 @@ class OutputTable:
                 if _exists(live):
                     live.fs.delete_dir(live.path)
                 live.fs.create_dir(live.path.rsplit("/", 1)[0], recursive=True)
-                live.fs.move(old.path, live.path)
+                _move_dir(live.fs, old.path, live.path, live.is_local)
             elif not unit.get("had_previous") and _exists(live):
                 live.fs.delete_dir(live.path)
 
@@ -334,10 +364,10 @@ class OutputTable:
                 if unit["had_previous"]:
                     old = trash.join(rel)
                     old.fs.create_dir(old.path.rsplit("/", 1)[0], recursive=True)
-                    live.fs.move(live.path, old.path)
+                    _move_dir(live.fs, live.path, old.path, live.is_local)
                     pause("moved_previous")
                 live.fs.create_dir(live.path.rsplit("/", 1)[0], recursive=True)
-                live.fs.move(staging.join(rel).path, live.path)
+                _move_dir(live.fs, staging.join(rel).path, live.path, live.is_local)
             else:
                 self._swap_root_files(run_id, files)
             pause("partition_committed")

@@ -85,12 +85,26 @@ def _partition_of(relative: str) -> tuple[tuple[str, str], ...] | None:
 
 
 def list_files(root: Location) -> list[InputFile]:
+    try:
+        return _list_files(root)
+    except OSError as exc:  # a store's refusal (denied, no bucket, unreachable): one line
+        from batchinfer.io.storage import storage_error
+
+        raise storage_error(root.uri, exc, InputDataError, action="list input") from None
+
+
+def _list_files(root: Location) -> list[InputFile]:
     from pyarrow import fs as pafs
 
     info = root.fs.get_file_info(root.path)
     if info.type == pafs.FileType.NotFound:
+        where = ""
+        if not root.is_local:
+            from batchinfer.io.storage import credential_source
+
+            where = f" (credentials: {credential_source(root.uri)})"
         raise InputDataError(
-            f"input path {root.uri} does not exist", hint="check input.path; is this a typo?"
+            f"input path {root.uri} does not exist{where}", hint="check input.path; is this a typo?"
         )
     if info.type == pafs.FileType.File:
         return [InputFile(root.path, root.uri, (), 0, info.size or 0)]

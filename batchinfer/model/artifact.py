@@ -171,7 +171,9 @@ def read_signature(content: bytes, *, path: str = "<bytes>") -> ModelSignature:
 
 def load_model(path: str | Path, *, expected_sha256: str | None = None) -> ModelArtifact:
     """Read the model once on the driver, check its digest, and read its signature."""
-    p = Path(path)
+    if "://" in str(path) and not str(path).startswith("file://"):
+        return _load_remote_model(str(path), expected_sha256)
+    p = Path(str(path)[len("file://") :] if str(path).startswith("file://") else path)
     try:
         content = p.read_bytes()
     except FileNotFoundError as exc:
@@ -180,6 +182,26 @@ def load_model(path: str | Path, *, expected_sha256: str | None = None) -> Model
         raise ModelError(f"model path {p} is a directory, expected an .onnx file") from exc
     except OSError as exc:
         raise ModelError(f"model file {p} cannot be read: {exc}") from exc
+    return _artifact(str(p), content, expected_sha256)
+
+
+def _load_remote_model(uri: str, expected_sha256: str | None) -> ModelArtifact:
+    """A model in an object store (``s3a://bucket/m.onnx``): read once on the driver, like a file."""
+    from batchinfer.io.filesystem import resolve
+    from batchinfer.io.storage import storage_error
+
+    loc = resolve(uri, error=ModelError)
+    try:
+        with loc.fs.open_input_stream(loc.path) as fh:
+            content = fh.read()
+    except FileNotFoundError:
+        raise ModelError(f"model file {uri} not found", hint="check model.path; is this a typo?") from None
+    except OSError as exc:
+        raise storage_error(uri, exc, ModelError, action="read model") from None
+    return _artifact(uri, content, expected_sha256)
+
+
+def _artifact(p: str, content: bytes, expected_sha256: str | None) -> ModelArtifact:
     digest = sha256_bytes(content)
     if expected_sha256 is not None and digest.lower() != expected_sha256.lower():
         raise ModelError(

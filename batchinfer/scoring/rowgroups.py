@@ -50,13 +50,19 @@ def _naming_file(batches, uri: str, group: int):
 
 def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None):
     """Executor side: task rows in, input Arrow batches (columns in ``columns`` order) out."""
+    from batchinfer.io import storage
+
+    storage_options = storage.active()  # the driver's spark.hadoop.fs.* settings, for the tasks
 
     def read(task_batches):
         import numpy as np
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from batchinfer.io import storage
         from batchinfer.io.filesystem import resolve
+
+        storage.configure(storage_options)
 
         open_files: dict[str, object] = {}
         data_cols = [c for c in columns if c not in partition_keys]
