@@ -459,7 +459,10 @@ class Job:
                 except Exception as exc:
                     reraise_executor_error(exc)
                     raise
-                scored.raise_task_errors()  # deterministic errors come back as data, never retried
+                try:
+                    scored.raise_task_errors()  # deterministic errors come back as data, never retried
+                finally:
+                    manifest.workers = scored.stats.value  # a failed run's manifest too (canary results)
                 if sink is not None:
                     sink.publish(written)
                     if one_pass is not None and one_pass.quarantine_sink is not None:

@@ -187,7 +187,14 @@ def make_scorer(
         in_use_warning = devices.check_providers_in_use(spec.device, choice, handle.providers)
         warnings = [w for w in (choice.warning, in_use_warning) if w]
         # A model card's canary: once per session, before the first row is scored (exit 4 when over).
-        canary = sessions.check_canary(handle, spec.canary, on_mismatch=spec.on_canary_mismatch)
+        try:
+            canary = sessions.check_canary(handle, spec.canary, on_mismatch=spec.on_canary_mismatch)
+        except Exception:
+            # Over budget (fail): the run's manifest still records this worker's canary result.
+            failed = getattr(handle, "canary", None)
+            if failed is not None:
+                stats_acc.add({sessions.worker_id(): {"canary": _canary_summary(failed)}})
+            raise
         if canary is not None and not canary["passed"]:
             from batchinfer.model.canary import mismatch_message
 

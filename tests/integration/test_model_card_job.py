@@ -140,6 +140,8 @@ def test_every_worker_checks_the_canary_and_the_manifest_records_it(spark, works
     assert "canary batch (256 rows) over budget on worker host" in text
     assert "the card was verified on host epyc-7, AMD EPYC 7B12 (avx2; int8 path avx2)" in text
     assert not (tmp_path / "bad" / "_SUCCESS").exists()
+    failed_workers = err.value.result.manifest["workers"]  # the failing worker's canary is recorded
+    assert failed_workers and all(not w["canary"]["passed"] for w in failed_workers.values())
     assert not list((tmp_path / "bad").glob("ds=*"))
 
     cfg = _card_config(data, _tampered(card, on="warn"), tmp_path / "warned")
