@@ -165,6 +165,13 @@ def _print_error(exc: BatchInferError) -> None:
     spark_log = getattr(getattr(exc, "result", None), "manifest", {}).get("spark_log")
     if spark_log:  # Spark's own trace of the failure is there, not on the console
         print(f"  log: {spark_log}", file=sys.stderr)
+    result = getattr(exc, "result", None)
+    if result is not None:  # after the error and its fix: where the run's report is
+        from batchinfer.report_html import report_location
+
+        where = report_location(result)
+        if where:
+            print(f"  report: {where}", file=sys.stderr)
 
 
 def cmd_run(args) -> int:
@@ -202,7 +209,6 @@ def cmd_run(args) -> int:
                     _emit_manifest(args, res.manifest, res.manifest_path)
                     if not args.json:
                         _print_checks(res.manifest, file=sys.stderr)
-                        _print_report_location(res, file=sys.stderr)
                 raise
         written = _emit_manifest(args, result.manifest, result.manifest_path)
         if not args.quiet and not args.json:

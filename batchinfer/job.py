@@ -500,11 +500,15 @@ class Job:
             outcomes.extend(stage.outcomes)
             _record_checks(manifest, stage, outcomes)
         if checks_on:
-            ran_output = bool(cfg.checks.output or cfg.checks.output_suite)
-            if one_pass is not None:
-                _enforce_gate(outcomes, "single-pass")
+            c = cfg.checks
+            expectations = bool(c.input or c.input_suite or c.output or c.output_suite)
+            if not expectations and not cfg.quarantine.enabled:  # checks_on: drift is all there is
+                stage_label = "drift"  # a drift-only gate says so
+            elif one_pass is not None:
+                stage_label = "single-pass"
             else:
-                _enforce_gate(outcomes, "output" if ran_output or counter is None else "drift")
+                stage_label = "output" if (c.output or c.output_suite) or counter is None else "drift"
+            _enforce_gate(outcomes, stage_label)
         manifest.extra["spark_jobs"] = _spark_jobs(sc, run_id)
 
         if dry_run:

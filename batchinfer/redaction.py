@@ -29,7 +29,8 @@ def redact(value: Any, secrets: Sequence[str]) -> Any:
 
 def _redact(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, dict):
-        return {k: _redact(v, secrets) for k, v in value.items()}
+        # Keys too: partition names ("ds=<value>") are keys of the manifest's per-partition counts.
+        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_redact(v, secrets) for v in value]
     if isinstance(value, str):

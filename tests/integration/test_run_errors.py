@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,13 +137,15 @@ def test_task_error_is_one_line_on_the_console_once_per_task_and_traced_in_the_r
     for noise in ("Traceback", "ERROR Executor", "WARN TaskSetManager", "at org.apache", "py4j"):
         assert noise not in err, err[-3000:]
     # Progress lines aside (they are log lines on a non-terminal), the error is three lines.
-    lines = [ln for ln in err.splitlines() if not ln.startswith(("batchinfer: stage", "batchinfer: score"))]
+    progress = re.compile(r"^(\S+Z )?batchinfer: (stage|score)")  # timestamped on a non-terminal
+    lines = [ln for ln in err.splitlines() if not progress.match(ln)]
     run_id = json.loads((out / "_batchinfer" / "last_run.json").read_text())["run_id"]
     log = out / "_batchinfer" / "runs" / run_id / "spark.log"
     assert lines == [
         "batchinfer: input error: column 'f3' has 100 null value(s) in a batch; input.invalid_features='fail'",
         "  fix: set input.invalid_features to 'fill' or 'quarantine', or clean the data upstream",
         f"  log: {log}",
+        f"  report: {log.parent / 'report.html'}",
     ]
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "batchinfer.errors.InputDataError" in text

@@ -64,3 +64,11 @@ def test_error_from_dict_restores_the_type_and_the_hint():
         assert type(back) is type(exc) and back.exit_code == exc.exit_code
         assert (back.message, back.hint, str(back)) == (exc.message, exc.hint, str(exc))
         assert getattr(back, "problems", None) == getattr(exc, "problems", None)
+
+
+def test_secrets_in_mapping_keys_are_redacted_too():
+    r = Redactor()
+    r.remember(["tok-123"])
+    doc = {"input": {"rows_by_partition": {"ds=tok-123": 10}}, "partitions": ["ds=tok-123"]}
+    assert "tok-123" not in str(r.data(doc))
+    assert r.data(doc)["input"]["rows_by_partition"] == {"ds=***": 10}
