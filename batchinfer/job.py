@@ -324,15 +324,14 @@ class Job:
         log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
         with timings.stage("spark_start", progress):
             engine = engines.start(choice, cfg, spark=spark, command_line_conf=self.spark_conf)
-        session = engine.session
-        manifest.spark = spark_mod.application_info(session, cfg, self.spark_conf)
+        session = engine.session  # None for the embedded engine
+        manifest.spark = engine.describe(cfg, self.spark_conf)
         if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (
                 spark_mod.driver_log() if dry_run else table.run_dir(run_id).join("spark.log").uri
             )
-        sc = session.sparkContext
-        sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
+        engine.begin(run_id, cfg.job)
 
         from batchinfer.scoring.rowgroups import reader_for, score_row_groups
 
@@ -540,7 +539,7 @@ class Job:
             else:
                 stage_label = "output" if (c.output or c.output_suite) or counter is None else "drift"
             _enforce_gate(outcomes, stage_label)
-        manifest.extra["spark_jobs"] = _spark_jobs(sc, run_id)
+        manifest.extra["spark_jobs"] = engine.jobs_started(run_id)
 
         if dry_run:
             with timings.stage("commit", progress):
@@ -650,14 +649,6 @@ def _clean_input(session, plan, sample_fraction):
             reasons=cfg.quarantine.reasons,
         )
     return df
-
-
-def _spark_jobs(sc, run_id: str) -> int | None:
-    """Spark jobs this run started under its job group (GX-on-Spark fallbacks use their own)."""
-    try:
-        return len(sc.statusTracker().getJobIdsForGroup(f"batchinfer-{run_id}"))
-    except Exception:
-        return None
 
 
 def _commit_quarantine(quarantine_table, run_id: str, cfg: JobConfig) -> None:

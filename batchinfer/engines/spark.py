@@ -15,6 +15,25 @@ class SparkEngine:
 
         return cls(spark or spark_mod.get_session(config, command_line_conf=command_line_conf))
 
+    def describe(self, config, command_line_conf=None) -> dict:
+        """What the manifest records under ``spark`` (application id, master, effective conf)."""
+        from batchinfer.spark import application_info
+
+        return application_info(self.session, config, command_line_conf)
+
+    def begin(self, run_id: str, job: str) -> None:
+        """Group this run's Spark jobs (cancellable, countable)."""
+        self.session.sparkContext.setJobGroup(
+            f"batchinfer-{run_id}", f"batchinfer {job} run {run_id}", interruptOnCancel=True
+        )
+
+    def jobs_started(self, run_id: str) -> int | None:
+        """Spark jobs this run started under its job group (GX-on-Spark fallbacks use their own)."""
+        try:
+            return len(self.session.sparkContext.statusTracker().getJobIdsForGroup(f"batchinfer-{run_id}"))
+        except Exception:
+            return None
+
     def run(self, task, task_rows: list) -> list[dict]:
         """Run ``task`` over ``task_rows`` (one Spark task each) and collect the result rows."""
         from pyspark.sql import types as T
