@@ -274,6 +274,9 @@ class Job:
                     pass
             raise
         finally:
+            from batchinfer import engines
+
+            engines.finish()
             if not dry_run:
                 table.release_lock(run_id)
             elif scratch is not None and not keep_staging:

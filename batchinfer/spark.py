@@ -163,6 +163,55 @@ def get_session(config: JobConfig, *, quiet: bool = True, command_line_conf: Map
     return session
 
 
+def get_connect_session(config: JobConfig, *, command_line_conf: Mapping[str, str] | None = None):
+    """A Spark Connect session for ``spark.remote`` (else ``SPARK_REMOTE``).
+
+    ``sc://host:port`` connects to a running server; ``local[N]`` starts a local one in this
+    process (pyspark ships the Connect server). Only runtime SQL settings of the config reach a
+    running server (``spark.sql.*``); a local server is started with all of them.
+    """
+    from batchinfer.engines.connect import remote_url, shown_url
+    from batchinfer.errors import ConfigError
+
+    url = remote_url(config)
+    if not url:
+        raise ConfigError(
+            "runtime.engine: spark-connect needs a Spark Connect endpoint; neither spark.remote nor "
+            "SPARK_REMOTE is set",
+            hint="set spark.remote: sc://host:15002 (or local[2] for a local server), or SPARK_REMOTE",
+        )
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # a local server's Python workers
+    try:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError as exc:
+        raise ConfigError(
+            f"spark.remote is set but the Spark Connect client cannot be imported ({exc})",
+            hint="pip install 'pyspark[connect]' (grpcio, grpcio-status, googleapis-common-protos, zstandard)",
+        ) from None
+    active = ConnectSession.getActiveSession()
+    if active is not None:
+        return active
+    conf = session_conf(config)
+    if not url.startswith("local"):
+        # A running server takes runtime SQL settings only; the rest (memory, master) is its own.
+        conf = {k: v for k, v in conf.items() if k.startswith("spark.sql.")}
+    for key, value in (command_line_conf or {}).items():
+        conf[key] = str(value)
+    builder = ConnectSession.builder.remote(url)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:
+        from batchinfer.errors import BatchInferError
+
+        raise BatchInferError(  # infrastructure (exit 1, safe to retry), not the config
+            f"cannot reach the Spark Connect server {shown_url(url)} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",
+            hint="check that the server is running and the URL (sc://host:port) is right",
+        ) from None
+
+
 # The log file of the embedded Spark this process started (None: Spark's own logging, e.g. under
 # spark-submit, with SPARK_CONF_DIR, or with a session the caller built).
 _driver_log: str | None = None

@@ -367,6 +367,11 @@ def _counting_jobs(df: Any, stage: str) -> Iterator[dict]:
     e.g. Spark Connect).
     """
     out: dict[str, int | None] = {"count": None}
+    from batchinfer.engines import is_connect_session
+
+    if is_connect_session(df.sparkSession):  # Spark Connect has no SparkContext to count with
+        yield out
+        return
     try:
         sc = df.sparkSession.sparkContext
     except Exception:  # Spark Connect has no SparkContext

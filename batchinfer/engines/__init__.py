@@ -69,9 +69,22 @@ def start(choice: EngineChoice, config, *, spark=None, command_line_conf=None):
         from batchinfer.engines.spark import SparkEngine
 
         return SparkEngine.start(config, spark=spark, command_line_conf=command_line_conf)
+    if choice.name == "spark-connect":
+        from batchinfer.engines.connect import ConnectEngine
+
+        return ConnectEngine.start(config, spark=spark, command_line_conf=command_line_conf)
     from batchinfer.errors import ConfigError
 
     raise ConfigError(
         f"runtime.engine {choice.name!r} is not available in this build",
-        hint="use runtime.engine: spark",
+        hint="use runtime.engine: spark or spark-connect",
     )
+
+
+def finish() -> None:
+    """After a run, whatever engine ran it: undo process-wide state an engine set (Connect mode)."""
+    import sys
+
+    connect = sys.modules.get("batchinfer.engines.connect")
+    if connect is not None:
+        connect.leave_connect_mode()

@@ -291,6 +291,18 @@ class ScoredFrame:
 
 def log_task_errors(session, records: list[dict]) -> None:
     """Put the tasks' tracebacks in Spark's driver log (a file for embedded Spark), not the console."""
+    from batchinfer.engines import is_connect_session
+
+    if session is None or is_connect_session(session):
+        # No driver JVM here (Spark Connect, embedded engine): the tracebacks go to the Python log.
+        import logging
+
+        for r in records:
+            logging.getLogger("batchinfer").debug(
+                "%s in task for partition %s (attempt %s): %s\n%s",
+                r.get("type"), r.get("partition"), r.get("attempt"), r.get("message"), r.get("traceback", ""),
+            )
+        return
     try:
         jvm = session.sparkContext._jvm
         logger = jvm.org.apache.logging.log4j.LogManager.getLogger("batchinfer.TaskError")
