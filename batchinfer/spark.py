@@ -170,6 +170,7 @@ def get_connect_session(config: JobConfig, *, command_line_conf: Mapping[str, st
     process (pyspark ships the Connect server). Only runtime SQL settings of the config reach a
     running server (``spark.sql.*``); a local server is started with all of them.
     """
+    global _driver_log
     from batchinfer.engines.connect import remote_url, shown_url
     from batchinfer.errors import ConfigError
 
@@ -197,7 +198,21 @@ def get_connect_session(config: JobConfig, *, command_line_conf: Mapping[str, st
         conf = {k: v for k, v in conf.items() if k.startswith("spark.sql.")}
     for key, value in (command_line_conf or {}).items():
         conf[key] = str(value)
-    builder = ConnectSession.builder.remote(url)
+    if url.startswith("local"):
+        # pyspark starts a local server only through the classic builder (a JVM in this process).
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        builder = SparkSession.builder.remote(url)
+        if SparkContext._active_spark_context is None and "SPARK_CONF_DIR" not in os.environ:
+            log_file = _new_log_file()
+            opt = f"-Dlog4j.configurationFile=file:{_LOG4J} -Dbatchinfer.log.file={log_file}"
+            key = "spark.driver.extraJavaOptions"
+            conf[key] = (str(conf.get(key, "")) + " " + opt).strip()
+            _driver_log = log_file
+        conf.setdefault("spark.ui.enabled", "false")
+    else:
+        builder = ConnectSession.builder.remote(url)
     for key, value in conf.items():
         builder = builder.config(key, value)
     try:

@@ -300,7 +300,11 @@ def log_task_errors(session, records: list[dict]) -> None:
         for r in records:
             logging.getLogger("batchinfer").debug(
                 "%s in task for partition %s (attempt %s): %s\n%s",
-                r.get("type"), r.get("partition"), r.get("attempt"), r.get("message"), r.get("traceback", ""),
+                r.get("type"),
+                r.get("partition"),
+                r.get("attempt"),
+                r.get("message"),
+                r.get("traceback", ""),
             )
         return
     try:

@@ -112,13 +112,17 @@ class _Server:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                pytest.fail(f"Spark Connect server exited ({self.proc.returncode}): {self.log.read_text()[-3000:]}")
+                pytest.fail(
+                    f"Spark Connect server exited ({self.proc.returncode}): {self.log.read_text()[-3000:]}"
+                )
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return self.url
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"Spark Connect server not up after {timeout} s: {self.log.read_text()[-3000:]}")
+                    pytest.fail(
+                        f"Spark Connect server not up after {timeout} s: {self.log.read_text()[-3000:]}"
+                    )
                 time.sleep(0.3)
 
 
@@ -151,7 +155,7 @@ def context_access(connect):
     ConnectSession.__getattr__ = recording
     try:
         with pytest.raises(Exception, match="JVM_ATTRIBUTE_NOT_SUPPORTED"):
-            connect.sparkContext  # the recorder sees what the code below would do
+            _ = connect.sparkContext  # the recorder sees what the code below would do
         assert len(seen) == 1
         seen.clear()
         yield seen
@@ -209,7 +213,9 @@ def test_connect_run_scores_checks_and_drift_without_a_spark_context(runs, ws):
     assert c["drift"]["columns"] >= 4 and c["prediction_drift"]["columns"] >= 1
     # Worker stats came back as data: sessions were built on the server's Python workers.
     assert sum(w["rows"] for w in m["workers"].values()) == 1000
-    assert all(w["sessions"] >= 1 and w["providers"] == ["CPUExecutionProvider"] for w in m["workers"].values())
+    assert all(
+        w["sessions"] >= 1 and w["providers"] == ["CPUExecutionProvider"] for w in m["workers"].values()
+    )
     assert context_accesses == [], context_accesses[0]
 
 
@@ -248,9 +254,13 @@ def test_gate_failure_on_connect_commits_nothing(ws, connect_server, context_acc
 
 def test_task_retry_on_connect_counts_every_row_once(ws, connect, connect_server, context_access):
     root, _, retry_data, model, _ = ws
-    cfg = job_config(retry_data, model, root / "out-retry", features=FEATURES, checks={
-        "output": [{"expect": "not_null", "column": "score"}]
-    })
+    cfg = job_config(
+        retry_data,
+        model,
+        root / "out-retry",
+        features=FEATURES,
+        checks={"output": [{"expect": "not_null", "column": "score"}]},
+    )
     result = Job.from_config(cfg).run(spark=connect)
     assert result.status == "succeeded" and result.rows_out == 1500
     ids = _table(result.output_path).column("id").to_pylist()
@@ -276,13 +286,21 @@ class _ProbeTask:
 
         rows = list(rows)
         try:
-            self.wrong.value
+            _ = self.wrong.value
             verdict = "accepted a wrong digest"
         except ModelError as exc:
             verdict = exc.message
         digest = hashlib.sha256(self.model.value).hexdigest()
         part = TaskContext.get().partitionId()
-        return [{"file": f"{part}:{r[1]}:{digest}", "rows": len(rows), "kind": "probe", "partial": verdict.encode()} for r in rows]
+        return [
+            {
+                "file": f"{part}:{r[1]}:{digest}",
+                "rows": len(rows),
+                "kind": "probe",
+                "partial": verdict.encode(),
+            }
+            for r in rows
+        ]
 
 
 def test_one_spark_task_per_row_group_and_the_model_is_verified_on_the_worker(connect):
@@ -300,8 +318,10 @@ def test_one_spark_task_per_row_group_and_the_model_is_verified_on_the_worker(co
 
 
 def test_spark_only_paths_are_refused_before_spark_work(ws, connect):
-    for section, why in (({"runtime": {"reader": "spark"}}, "runtime.reader: spark"),
-                         ({"output": {"writer": "spark"}}, "output.writer: spark")):
+    for section, why in (
+        ({"runtime": {"reader": "spark"}}, "runtime.reader: spark"),
+        ({"output": {"writer": "spark"}}, "output.writer: spark"),
+    ):
         cfg = _cfg(ws, "out-refused", **section)
         with pytest.raises(ConfigError, match=f"{why} is not supported on Spark Connect"):
             Job.from_config(cfg).run(spark=connect)
