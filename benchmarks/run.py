@@ -185,6 +185,15 @@ def plan_batchinfer_spark(ctx: Context) -> Invocation:
     return plan_batchinfer(ctx, {"runtime": {"reader": "spark"}}, tag="batchinfer_spark")
 
 
+def plan_batchinfer_connect(ctx: Context) -> Invocation:
+    """batchinfer on Spark Connect (``spark.remote: local[*]``: pyspark's local Connect server).
+
+    The same tasks as ``batchinfer``; the model goes as a session artifact instead of a broadcast,
+    the task results come back through Connect's Arrow stream. Compare with the ``batchinfer`` row.
+    """
+    return plan_batchinfer(ctx, {"spark": {"remote": "local[*]"}}, tag="batchinfer_connect")
+
+
 # About ten expectations, as a team would write for this table, plus drift on every feature and
 # the score against a reference profile of the same data.
 CHECKS = {
@@ -278,12 +287,14 @@ SCENARIOS: dict[str, Callable[[Context], Invocation]] = {
     "map_in_pandas": plan_map_in_pandas,
     "per_row_udf": plan_per_row_udf,
     "batchinfer_spark": plan_batchinfer_spark,
+    "batchinfer_connect": plan_batchinfer_connect,
     "checks_overhead": plan_checks_overhead,
     "worker_rss": plan_worker_rss,
 }
 DEFAULT_SCENARIOS = (
     "batchinfer",
     "batchinfer_spark",
+    "batchinfer_connect",
     "predict_batch_udf",
     "map_in_pandas",
     "per_row_udf",
