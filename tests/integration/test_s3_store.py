@@ -295,3 +295,45 @@ def test_delta_output_in_a_bucket_commits_one_version_and_a_failed_gate_none(spa
     dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
     assert dt.version() == 1 and dt.history(1)[0]["batchinfer.run_id"] == second.run_id
     assert set(dt.to_pyarrow_table().to_pandas()["run_id"]) == {second.run_id}
+
+
+def test_iceberg_output_in_a_bucket_one_snapshot_per_run_and_a_killed_driver_none(spark, s3, tmp_path):
+    pytest.importorskip("pyiceberg")
+    from batchinfer.config import IcebergConfig
+    from batchinfer.io.iceberg import read_table
+
+    cfg = s3_config(s3, "s3a://scores/iceberg")
+    iceberg = {"table": "scores.churn", "catalog": {"type": "sql", "uri": f"sqlite:///{tmp_path}/catalog.db"}}
+    cfg["output"].update(format="iceberg", iceberg=iceberg)
+    first = Job.from_config(cfg).run(spark=spark)
+    assert not any("only a table format" in n for n in first.manifest["notes"])
+    # The FileIO got the endpoint and keys from spark.hadoop.fs.s3a.* (still active); the secret
+    # never reached the manifest.
+    tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
+    assert tbl.location() == "s3://scores/iceberg" and s3["secret"] not in json.dumps(first.manifest)
+    snap = tbl.current_snapshot()
+    assert first.manifest["iceberg"]["snapshot_id"] == snap.snapshot_id
+    assert snap.summary["batchinfer.run_id"] == first.run_id
+    before = tbl.scan().to_arrow().to_pandas().sort_values("id").reset_index(drop=True)
+    assert len(before) == first.manifest["rows_out"] == len(DAYS) * 2 * 400
+    listed = s3["fs"].get_file_info(pafs.FileSelector("scores/iceberg/data", recursive=True))
+    assert all(f.base_name.startswith(first.run_id) for f in listed if f.base_name.endswith(".parquet"))
+
+    class Killed(SystemExit):  # a driver killed after the data files were copied, before the commit
+        pass
+
+    def pause(step):
+        if step == "iceberg_files_moved":
+            raise Killed
+
+    with pytest.raises(Killed):
+        Job.from_config(cfg).run(spark=spark, commit_pause=pause)
+    tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
+    assert tbl.current_snapshot().snapshot_id == snap.snapshot_id and len(tbl.snapshots()) == 1
+    assert tbl.scan().to_arrow().to_pandas().sort_values("id").reset_index(drop=True).equals(before)
+
+    second = Job.from_config(cfg).run(spark=spark)
+    tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
+    assert len(tbl.snapshots()) == 2 and tbl.current_snapshot().summary["batchinfer.run_id"] == second.run_id
+    after = tbl.scan().to_arrow().to_pandas()
+    assert len(after) == len(before) and set(after["run_id"]) == {second.run_id}
