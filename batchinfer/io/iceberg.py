@@ -361,11 +361,14 @@ def _commit(txn, ident: str, uri: str) -> None:
         CommitFailedException,
         CommitStateUnknownException,
         TableAlreadyExistsError,
+        ValidationException,
     )
 
     try:
         txn.commit_transaction()
-    except (CommitFailedException, TableAlreadyExistsError) as exc:
+    # pyiceberg retries a commit that lost the race on a fresh base; its validation then refuses
+    # one whose partitions another writer changed meanwhile (ValidationException).
+    except (CommitFailedException, TableAlreadyExistsError, ValidationException) as exc:
         raise OutputError(
             f"Iceberg commit to {ident} ({uri}) conflicted with another writer "
             f"({str(exc).splitlines()[0][:160]}); nothing of this run is visible",

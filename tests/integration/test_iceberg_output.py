@@ -125,6 +125,27 @@ def test_failed_gate_and_killed_driver_leave_the_previous_snapshot(spark, ws, tm
     assert tbl.current_snapshot().snapshot_id == before_id and len(tbl.snapshots()) == 1
     assert rows(tbl).equals(before)
 
+    files_after_kill = {f"file://{p}" for p in out.glob("data/**/*.parquet")}
+
+    # Another writer commits while this run is between its files and its catalog commit: the
+    # catalog's optimistic check refuses this run (exit 6) and none of its files stay behind.
+    def other_writer_commits(step):
+        if step == "iceberg_files_moved":
+            load(cfg).append(load(cfg).scan().to_arrow().slice(0, 5))
+
+    with pytest.raises(OutputError, match="conflicted with another writer") as info:
+        Job.from_config(cfg).run(spark=spark, commit_pause=other_writer_commits)
+    assert info.value.exit_code == 6 and "\n" not in str(info.value)
+    tbl = load(cfg)
+    assert (
+        len(tbl.snapshots()) == 2
+        and "batchinfer.run_id" not in tbl.current_snapshot().summary.additional_properties
+    )
+    assert len(rows(tbl)) == len(before) + 5 and set(rows(tbl)["run_id"]) == set(before["run_id"])
+    referenced = {t.file.file_path for t in tbl.scan().plan_files()}
+    added = {f"file://{p}" for p in out.glob("data/**/*.parquet")} - files_after_kill
+    assert added and added <= referenced, "the refused run's data files were deleted"
+
 
 def test_a_table_elsewhere_or_partitioned_otherwise_is_refused_in_one_line(spark, ws, tmp_path):
     data, model = ws
