@@ -267,6 +267,9 @@ class OutputConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
+    # Which engine schedules the tasks (batchinfer/engines): auto resolves from spark.remote,
+    # SPARK_REMOTE, spark-submit and spark.master; `batchinfer validate` says what it chose and why.
+    engine: Literal["auto", "spark", "spark-connect", "local"] = "auto"
     batch_rows: int = Field(default=10_000, ge=1, le=10_000_000)
     threads_per_task: int = Field(default=1, ge=1, le=256)
     # Must be true for model.preprocess / model.postprocess hooks to be allowed.
@@ -286,6 +289,8 @@ class RuntimeConfig(_Strict):
 
 class SparkConfig(_Strict):
     master: str | None = None
+    # A Spark Connect endpoint (sc://host:port, or local[N] for a local Connect server).
+    remote: str | None = None
     app_name: str | None = None
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
