@@ -93,7 +93,10 @@ class ArtifactModel:
 
         from batchinfer.errors import ModelError
 
-        path = SparkFiles.get(self.name)
+        try:
+            path = SparkFiles.get(self.name)
+        except Exception:  # no SparkFiles root (not in a Spark worker)
+            path = self.name
         if not os.path.exists(path) and os.path.exists(self.name):  # the session's artifact dir is the cwd
             path = os.path.abspath(self.name)
         try:
