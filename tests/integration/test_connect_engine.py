@@ -165,17 +165,35 @@ def context_access(connect):
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory, connect_server, spark):
-    """Data (4 row groups), the same in 6 row groups for the retry, a model, a drift profile."""
-    from batchinfer.checks.reference import build_reference_profile
+    """Data (4 row groups), the same in 6 row groups for the retry, a model, a drift profile.
 
+    Asks for the server first, then classic Spark: the two JVMs start side by side."""
     root = tmp_path_factory.mktemp("connect")
     data = write_partitioned(root / "events", rows_per_file=250)
     retry_data = write_partitioned(root / "events6", files_per_day=3, rows_per_file=250, seed=1)
     model, _ = models.linear_classifier(root / "model.onnx", 4)
     profile = root / "profile.json"
-    base = job_config(data, model, root / "p", features=FEATURES)
-    build_reference_profile(Job.from_config(base), spark=spark).save(profile)
+    _reference_profile(job_config(data, model, root / "p", features=FEATURES), data, model).save(profile)
     return root, data, retry_data, model, profile
+
+
+def _reference_profile(cfg, data, model):
+    """The profile `batchinfer profile` would build, without a Spark job: onnxruntime + numpy."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from batchinfer.checks.profile import profile_arrays
+    from batchinfer.checks.reference import monitored_columns
+
+    plan = Job.from_config(cfg).plan()
+    numeric, categorical = monitored_columns(plan, plan.selection.schema)
+    table = ds.dataset(data, format="parquet", partitioning="hive").to_table()
+    features = np.stack([table.column(c).to_numpy() for c in FEATURES], axis=1).astype(np.float32)
+    label, proba = ort.InferenceSession(str(model)).run(["label", "probabilities"], {"input": features})
+    columns = {c: table.column(c).to_numpy() for c in FEATURES}
+    columns.update(score=proba[:, 1], label=label)
+    assert set(numeric) | set(categorical) <= set(columns), (numeric, categorical)
+    return profile_arrays({c: columns[c] for c in numeric}, {c: columns[c] for c in categorical}, top_k=20)
 
 
 def _cfg(ws, out, **sections):
