@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
@@ -169,12 +170,18 @@ def ws(tmp_path_factory, connect_server, spark):
 
     Asks for the server first, then classic Spark: the two JVMs start side by side."""
     root = tmp_path_factory.mktemp("connect")
-    data = write_partitioned(root / "events", rows_per_file=250)
+    data = write_partitioned(root / "events", rows_per_file=250, extra=_two_nans_in_f3)
     retry_data = write_partitioned(root / "events6", files_per_day=3, rows_per_file=250, seed=1)
     model, _ = models.linear_classifier(root / "model.onnx", 4)
     profile = root / "profile.json"
     _reference_profile(job_config(data, model, root / "p", features=FEATURES), data, model).save(profile)
     return root, data, retry_data, model, profile
+
+
+def _two_nans_in_f3(n, rng):
+    f3 = rng.normal(size=n).astype("float32")
+    f3[:2] = float("nan")  # quarantined by the scoring task (invalid_features: quarantine)
+    return {"f3": f3}
 
 
 def _reference_profile(cfg, data, model):
@@ -188,6 +195,7 @@ def _reference_profile(cfg, data, model):
     plan = Job.from_config(cfg).plan()
     numeric, categorical = monitored_columns(plan, plan.selection.schema)
     table = ds.dataset(data, format="parquet", partitioning="hive").to_table()
+    table = table.filter(pc.invert(pc.is_nan(table.column("f3"))))
     features = np.stack([table.column(c).to_numpy() for c in FEATURES], axis=1).astype(np.float32)
     label, proba = ort.InferenceSession(str(model)).run(["label", "probabilities"], {"input": features})
     columns = {c: table.column(c).to_numpy() for c in FEATURES}
@@ -199,6 +207,8 @@ def _reference_profile(cfg, data, model):
 def _cfg(ws, out, **sections):
     root, data, _, model, profile = ws
     sections.setdefault("checks", CHECKS)
+    sections.setdefault("quarantine", {"enabled": True, "path": str(root / f"q-{out}"), "max_fraction": 0.05})
+    sections.setdefault("input", {"invalid_features": "quarantine"})
     sections.setdefault("drift", {"reference": str(profile)})
     return job_config(data, model, root / out, features=FEATURES, **sections)
 
@@ -220,7 +230,7 @@ def runs(ws, connect, spark, context_access):
 def test_connect_run_scores_checks_and_drift_without_a_spark_context(runs, ws):
     result, _, context_accesses = runs
     m = result.manifest
-    assert result.status == "succeeded" and result.rows_out == 1000 == result.rows_in
+    assert result.status == "succeeded" and result.rows_in == 1000 and result.rows_out == 992
     assert m["engine"] == {"name": "spark-connect", "reason": "a spark-connect session was passed in"}
     assert m["spark"]["connect"] is True and m["spark"]["spark_version"].startswith("4.")
     assert m["spark_jobs"] is None  # Connect gives the client no job ids: unknown, not guessed
@@ -230,7 +240,11 @@ def test_connect_run_scores_checks_and_drift_without_a_spark_context(runs, ws):
     assert c["output_expectations"]["paths"] == {"single_pass": 2, "aggregation": 0, "gx_spark": 0}
     assert c["drift"]["columns"] >= 4 and c["prediction_drift"]["columns"] >= 1
     # Worker stats came back as data: sessions were built on the server's Python workers.
-    assert sum(w["rows"] for w in m["workers"].values()) == 1000
+    q = c["quarantine"]
+    assert (q["rows_total"], q["rows_quarantined"], q["rows_scored"]) == (1000, 8, 992)
+    assert q["reasons"] == {"f3 is NaN": 8}
+    assert _table(q["path"]).num_rows == 8  # committed with the output
+    assert sum(w["rows"] for w in m["workers"].values()) == 992
     assert all(
         w["sessions"] >= 1 and w["providers"] == ["CPUExecutionProvider"] for w in m["workers"].values()
     )
@@ -240,7 +254,7 @@ def test_connect_run_scores_checks_and_drift_without_a_spark_context(runs, ws):
 def test_connect_and_classic_outputs_are_identical(runs):
     on_connect, on_classic, _ = runs
     a, b = _table(on_connect.output_path), _table(on_classic.output_path)
-    assert a.num_rows == b.num_rows == 1000
+    assert a.num_rows == b.num_rows == 992
     assert a.column_names == b.column_names and "score" in a.column_names
     for name in a.column_names:  # fp32 scores bit-identical: equal arrays, no tolerance
         if name == "run_id":
