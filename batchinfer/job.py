@@ -321,6 +321,10 @@ class Job:
         with timings.stage("spark_start", progress):
             session = spark or spark_mod.get_session(cfg, command_line_conf=self.spark_conf)
         manifest.spark = spark_mod.application_info(session, cfg, self.spark_conf)
+        from batchinfer.scoring.batch_size import policy_for_session
+
+        # batch_rows auto: the workers' memory budget from the session's real settings.
+        manifest.extra["batching"] = policy_for_session(plan, session).to_dict()
         if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (
