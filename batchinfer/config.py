@@ -247,6 +247,9 @@ class OutputConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
+    # Which engine schedules the tasks (batchinfer/engines): auto resolves from spark.remote,
+    # SPARK_REMOTE, spark-submit and spark.master; `batchinfer validate` says what it chose and why.
+    engine: Literal["auto", "spark", "spark-connect", "local"] = "auto"
     # auto: each worker measures its model's memory per row and sizes batches (at most 10,000
     # rows) to worker_memory (scoring/batch_size.py); a number: that many rows per call.
     batch_rows: Literal["auto"] | Annotated[int, Field(ge=1, le=10_000_000)] = "auto"
@@ -302,6 +305,8 @@ class RuntimeConfig(_Strict):
 
 class SparkConfig(_Strict):
     master: str | None = None
+    # A Spark Connect endpoint (sc://host:port, or local[N] for a local Connect server).
+    remote: str | None = None
     app_name: str | None = None
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

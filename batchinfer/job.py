@@ -317,21 +317,25 @@ class Job:
             single_pass.warm_up() if runner.checks_configured(cfg) and single_pass.applies(cfg) else None
         )
 
+        from batchinfer import engines
+
+        choice = engines.resolve(cfg, spark)
+        manifest.extra["engine"] = choice.to_dict()
         log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
         with timings.stage("spark_start", progress):
-            session = spark or spark_mod.get_session(cfg, command_line_conf=self.spark_conf)
-        manifest.spark = spark_mod.application_info(session, cfg, self.spark_conf)
+            engine = engines.start(choice, cfg, spark=spark, command_line_conf=self.spark_conf)
+        session = engine.session  # None for the embedded engine
+        manifest.spark = engine.describe(cfg, self.spark_conf)
         from batchinfer.scoring.batch_size import policy_for_session
 
-        # batch_rows auto: the workers' memory budget from the session's real settings.
-        manifest.extra["batching"] = policy_for_session(plan, session).to_dict()
+        # batch_rows auto: the workers' memory budget from the engine's real settings.
+        manifest.extra["batching"] = policy_for_session(plan, session, engine=choice.name).to_dict()
         if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (
                 spark_mod.driver_log() if dry_run else table.run_dir(run_id).join("spark.log").uri
             )
-        sc = session.sparkContext
-        sc.setJobGroup(f"batchinfer-{run_id}", f"batchinfer {cfg.job} run {run_id}", interruptOnCancel=True)
+        engine.begin(run_id, cfg.job)
 
         from batchinfer.scoring.rowgroups import reader_for, score_row_groups
 
@@ -426,7 +430,22 @@ class Job:
                 )
                 drift_kw["sink"] = sink
             manifest.extra["writer"] = "pyarrow" if sink is not None else "spark"
-            if reader == "pyarrow":
+            scored = None
+            if reader == "pyarrow" and sink is not None and counter is None:
+                # The one task (batchinfer/task.py), scheduled by the engine; its results are data.
+                from batchinfer.scoring.rowgroups import row_group_tasks
+                from batchinfer.task import ModelBytes, ScoringTask
+
+                task = ScoringTask.from_plan(
+                    plan,
+                    sink=sink,
+                    model=ModelBytes(plan.model.content),
+                    extra_columns=drift_kw.get("extra_columns", ()),
+                    sample_fraction=sample_fraction,
+                    session_factory=session_factory,
+                )
+                run_tasks = lambda: engine.run(task, row_group_tasks(plan))  # noqa: E731
+            elif reader == "pyarrow":
                 # Driver side only: the row-group task list and the model broadcast.
                 scored = score_row_groups(
                     session,
@@ -435,7 +454,7 @@ class Job:
                     sample_fraction=sample_fraction,
                     session_factory=session_factory,
                     task_errors=True,
-                    **drift_kw,
+                    **{k: v for k, v in drift_kw.items() if k != "sink"},
                 )
             else:
                 scored = score_dataframe(
@@ -450,8 +469,10 @@ class Job:
             with timings.stage("score_and_stage", progress):
                 written = None
                 try:
-                    if sink is not None:
-                        written = scored.df.collect()
+                    if scored is None:
+                        written = run_tasks()
+                    elif sink is not None:
+                        written = [r.asDict() for r in scored.df.collect()]
                     else:
                         writer = scored.df.write.mode("overwrite").option(
                             "compression",
@@ -463,10 +484,19 @@ class Job:
                 except Exception as exc:
                     reraise_executor_error(exc)
                     raise
-                try:
-                    scored.raise_task_errors()  # deterministic errors come back as data, never retried
-                finally:
-                    manifest.workers = scored.stats.value  # a failed run's manifest too (canary results)
+                if written is not None:  # the tasks' results: files, partial metrics, worker stats
+                    from batchinfer.task import TaskResults
+
+                    results = TaskResults.from_rows(written)
+                    try:  # deterministic errors come back as data, never retried
+                        results.raise_task_errors(log=lambda records: _log_task_errors(session, records))
+                    finally:
+                        manifest.workers = results.manifest_workers()  # a failed run's too (canary)
+                else:
+                    try:
+                        scored.raise_task_errors()
+                    finally:
+                        manifest.workers = scored.stats.value
                 if sink is not None:
                     sink.publish(written)
                     if one_pass is not None and one_pass.quarantine_sink is not None:
@@ -474,8 +504,8 @@ class Job:
         finally:
             if cached is not None:
                 cached.unpersist()
-        manifest.workers = scored.stats.value
-        scored.model_broadcast.unpersist(blocking=False)
+        if scored is not None:
+            scored.model_broadcast.unpersist(blocking=False)
 
         if one_pass is not None:
             with timings.stage("checks", progress):
@@ -513,7 +543,7 @@ class Job:
             else:
                 stage_label = "output" if (c.output or c.output_suite) or counter is None else "drift"
             _enforce_gate(outcomes, stage_label)
-        manifest.extra["spark_jobs"] = _spark_jobs(sc, run_id)
+        manifest.extra["spark_jobs"] = engine.jobs_started(run_id)
 
         if dry_run:
             with timings.stage("commit", progress):
@@ -579,6 +609,12 @@ class Job:
         return path
 
 
+def _log_task_errors(session, records: list[dict]) -> None:
+    from batchinfer.scoring.udf import log_task_errors
+
+    log_task_errors(session, records)
+
+
 def _quarantine_table(cfg: JobConfig, stage_table, dry_run: bool):
     if not cfg.quarantine.enabled:
         return None
@@ -617,14 +653,6 @@ def _clean_input(session, plan, sample_fraction):
             reasons=cfg.quarantine.reasons,
         )
     return df
-
-
-def _spark_jobs(sc, run_id: str) -> int | None:
-    """Spark jobs this run started under its job group (GX-on-Spark fallbacks use their own)."""
-    try:
-        return len(sc.statusTracker().getJobIdsForGroup(f"batchinfer-{run_id}"))
-    except Exception:
-        return None
 
 
 def _commit_quarantine(quarantine_table, run_id: str, cfg: JobConfig) -> None:

@@ -458,7 +458,8 @@ def build_plan(config: JobConfig, model: ModelArtifact, selection: InputSelectio
     # The Spark settings the config gives (batchinfer's local defaults included); the job re-reads
     # them from the running session (scoring/batch_size.py policy_for_session).
     master = config.spark.master or (None if launched_by_spark_submit() else "local[*]")
-    policy = batch_policy(config.runtime, session_conf(config), master)
+    engine = "local" if config.runtime.engine == "local" else "spark"
+    policy = batch_policy(config.runtime, session_conf(config), master, engine=engine)
     spec = ScoringSpec(
         model_sha256=model.sha256,
         inputs=tuple(inputs),

@@ -30,6 +30,10 @@ def RESULT_ARROW_SCHEMA():  # noqa: N802 -- a constant, built lazily (pyarrow is
     )
 
 
+def _row(file: str, rows: int, kind: str, partial: bytes | None = None) -> dict:
+    return {"file": file, "rows": rows, "kind": kind, "partial": partial}
+
+
 def _kind(row) -> str:
     try:
         return row["kind"] or "output"
@@ -128,64 +132,71 @@ class DirectParquetSink:
     lineage: tuple[tuple[str, str], ...]  # (column, constant value)
     checks: object = None  # batchinfer.checks.single_pass.TaskChecks: quarantine + partial metrics
 
-    def wrap(self, scorer, out_schema, checks=None, reader=None):
-        """The mapInArrow function: scored batches are written, file rows are yielded.
+    def write_task(self, scorer, out_schema, batches, attempt) -> list[dict]:
+        """Worker side, any engine: score ``batches`` and write them; return the result rows.
 
-        ``reader`` turns the task's input rows into the batches to score (the direct reader).
-        ``checks`` (a :class:`batchinfer.checks.single_pass.TaskChecks`) makes the same task split
-        off quarantined rows (written under the quarantine staging's attempt directory) and compute
-        the gates' partial metrics; both come back as rows of the same result (``kind`` column).
+        Files go under ``<staging>/_attempts/<attempt tag>-<uuid>/``. With ``checks`` (a
+        :class:`batchinfer.checks.single_pass.TaskChecks`) the same task splits off quarantined rows
+        (written under the quarantine staging's attempt directory) and computes the gates' partial
+        metrics; all come back as rows of one result (``kind`` column).
+        """
+        import uuid
+
+        from batchinfer.io.filesystem import resolve
+
+        checks = self.checks
+        tag = (attempt.tag if attempt is not None else "local") + f"-{uuid.uuid4().hex[:8]}"
+        part_no = attempt.partition if attempt is not None and isinstance(attempt.partition, int) else 0
+        keys = list(self.partition_by)
+        data_fields = [f for f in out_schema if f.name not in keys]
+        output = PartitionedFiles(
+            resolve(self.staging_uri).join("_attempts", tag),
+            keys,
+            data_fields,
+            self.compression,
+            self.lineage,
+            part_no,
+        )
+        state = checks.new_state() if checks is not None else None
+        quarantine = (
+            checks.quarantine_writer(tag, part_no) if checks is not None and checks.quarantines else None
+        )
+        run = checks.bind(scorer, state, quarantine) if checks is not None else scorer
+        try:
+            for out in run(batches):
+                output.write(out)
+        finally:
+            written = output.close()
+            q_written = quarantine.close() if quarantine is not None else []
+        rows = [_row(f"{tag}/{rel}", n, "output") for rel, n in written]
+        rows += [_row(f"{tag}/{rel}", n, "quarantine") for rel, n in q_written]
+        if checks is not None:
+            rows.append(_row("", 0, "metrics", checks.encode(state)))
+        return rows
+
+    def wrap(self, scorer, out_schema):
+        """The ``mapInArrow`` function over a Spark DataFrame of input rows (Spark's reader).
+
+        Scored batches are written by the worker; one batch of result rows is yielded, its worker
+        stats included (``kind = stats``), as :class:`batchinfer.task.ScoringTask` does.
         """
         from batchinfer.io import storage
 
         sink = self
         storage_options = storage.active()  # the driver's spark.hadoop.fs.* settings, for the tasks
-        checks = checks if checks is not None else self.checks
 
         def write_partition(batches):
-            import uuid
-
             import pyarrow as pa
-            from pyspark import TaskContext
 
+            from batchinfer import task as tasks
             from batchinfer.io import storage
-            from batchinfer.io.filesystem import resolve
 
             storage.configure(storage_options)
-            ctx = TaskContext.get()
-            tag = (
-                f"{ctx.stageId()}-{ctx.partitionId()}-{ctx.attemptNumber()}" if ctx is not None else "local"
-            ) + f"-{uuid.uuid4().hex[:8]}"
-            part_no = ctx.partitionId() if ctx is not None else 0
-            keys = list(sink.partition_by)
-            data_fields = [f for f in out_schema if f.name not in keys]
-            output = PartitionedFiles(
-                resolve(sink.staging_uri).join("_attempts", tag),
-                keys,
-                data_fields,
-                sink.compression,
-                sink.lineage,
-                part_no,
-            )
-            state = checks.new_state() if checks is not None else None
-            quarantine = (
-                checks.quarantine_writer(tag, part_no) if checks is not None and checks.quarantines else None
-            )
-            run = checks.bind(scorer, state, quarantine) if checks is not None else scorer
-            try:
-                for out in run(reader(batches) if reader is not None else batches):
-                    output.write(out)
-            finally:
-                written = output.close()
-                q_written = quarantine.close() if quarantine is not None else []
-            rows = [(f"{tag}/{rel}", n, "output", None) for rel, n in written]
-            rows += [(f"{tag}/{rel}", n, "quarantine", None) for rel, n in q_written]
-            if checks is not None:
-                rows.append(("", 0, "metrics", checks.encode(state)))
-            yield pa.RecordBatch.from_pylist(
-                [dict(zip(("file", "rows", "kind", "partial"), r, strict=True)) for r in rows],
-                schema=RESULT_ARROW_SCHEMA(),
-            )
+            attempt = tasks.current_attempt()
+            with tasks.running(None) as bucket:
+                rows = sink.write_task(scorer, out_schema, batches, attempt)
+            rows.append(_row("", 0, "stats", tasks.encode_stats(bucket)))
+            yield pa.RecordBatch.from_pylist(rows, schema=RESULT_ARROW_SCHEMA())
 
         return write_partition
 

@@ -249,15 +249,19 @@ def batch_policy(runtime, spark_conf: dict, master: str | None, *, engine: str =
     return BatchPolicy(auto=True, max_rows=DEFAULT_MAX_ROWS, worker_memory=budget, source=source)
 
 
-def policy_for_session(plan, session) -> BatchPolicy:
-    """Driver, once Spark runs: the policy from the session's real memory settings (the plan only
-    saw the config's); ``plan.spec`` is updated so the workers get it. Returns the policy."""
+def policy_for_session(plan, session, *, engine: str = "spark") -> BatchPolicy:
+    """Driver, once the engine runs: the policy from its real memory settings (the plan only saw
+    the config's); ``plan.spec`` is updated so the workers get it. ``session`` is the SparkSession
+    (classic or Connect), None for the embedded engine. Returns the policy."""
     from dataclasses import replace
 
     if not plan.spec.batch_auto:  # a fixed size, or one a model card pinned
         return plan.batch_policy
-    conf = session_conf(session)
-    policy = batch_policy(plan.config.runtime, conf, conf.get("spark.master"))
+    if session is None or engine == "local":
+        policy = batch_policy(plan.config.runtime, {}, None, engine="local")
+    else:
+        conf = session_conf(session)
+        policy = batch_policy(plan.config.runtime, conf, conf.get("spark.master"))
     plan.spec = replace(plan.spec, batch_rows=policy.max_rows, worker_memory=policy.worker_memory)
     plan.batching = policy
     return policy

@@ -48,48 +48,62 @@ def _naming_file(batches, uri: str, group: int):
         yield batch
 
 
+def read_row_groups(
+    task_rows, columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None
+):
+    """Worker side: ``(file, row group, partition JSON)`` task rows in, input Arrow batches out.
+
+    Columns come in ``columns`` order; partition columns are filled from the task's values.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batchinfer.io.filesystem import resolve
+
+    open_files: dict[str, object] = {}
+    data_cols = [c for c in columns if c not in partition_keys]
+    for uri, group, part in task_rows:
+        pf = open_files.get(uri)
+        if pf is None:
+            loc = resolve(uri)
+            pf = open_files[uri] = pq.ParquetFile(loc.path, filesystem=loc.fs)
+            if len(open_files) > 8:  # keep a few handles, not one per file of the partition
+                open_files.pop(next(iter(open_files)))
+        values = json.loads(part)
+        batches = pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=data_cols)
+        for batch in _naming_file(batches, uri, group):
+            if sample_fraction is not None and sample_fraction < 1.0:
+                seed = zlib.crc32(f"{uri}:{group}".encode())
+                keep = np.random.default_rng(seed).random(batch.num_rows) < sample_fraction
+                batch = batch.filter(pa.array(keep))
+            n = batch.num_rows
+            arrays = []
+            for c in columns:
+                if c in values:
+                    arrays.append(pa.array([values[c]] * n, pa.string()))
+                else:
+                    arrays.append(batch.column(c))
+            yield pa.RecordBatch.from_arrays(arrays, names=columns)
+
+
 def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None):
-    """Executor side: task rows in, input Arrow batches (columns in ``columns`` order) out."""
+    """Executor side (Spark's writer path): batches of task rows in, input Arrow batches out."""
     from batchinfer.io import storage
 
     storage_options = storage.active()  # the driver's spark.hadoop.fs.* settings, for the tasks
 
     def read(task_batches):
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         from batchinfer.io import storage
-        from batchinfer.io.filesystem import resolve
 
         storage.configure(storage_options)
 
-        open_files: dict[str, object] = {}
-        data_cols = [c for c in columns if c not in partition_keys]
-        for tb in task_batches:
-            uris, groups, parts = (tb.column(i).to_pylist() for i in range(3))
-            for uri, group, part in zip(uris, groups, parts, strict=True):
-                pf = open_files.get(uri)
-                if pf is None:
-                    loc = resolve(uri)
-                    pf = open_files[uri] = pq.ParquetFile(loc.path, filesystem=loc.fs)
-                    if len(open_files) > 8:  # keep a few handles, not one per file of the partition
-                        open_files.pop(next(iter(open_files)))
-                values = json.loads(part)
-                batches = pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=data_cols)
-                for batch in _naming_file(batches, uri, group):
-                    if sample_fraction is not None and sample_fraction < 1.0:
-                        seed = zlib.crc32(f"{uri}:{group}".encode())
-                        keep = np.random.default_rng(seed).random(batch.num_rows) < sample_fraction
-                        batch = batch.filter(pa.array(keep))
-                    n = batch.num_rows
-                    arrays = []
-                    for c in columns:
-                        if c in values:
-                            arrays.append(pa.array([values[c]] * n, pa.string()))
-                        else:
-                            arrays.append(batch.column(c))
-                    yield pa.RecordBatch.from_arrays(arrays, names=columns)
+        def task_rows():
+            for tb in task_batches:
+                uris, groups, parts = (tb.column(i).to_pylist() for i in range(3))
+                yield from zip(uris, groups, parts, strict=True)
+
+        yield from read_row_groups(task_rows(), columns, partition_keys, batch_rows, sample_fraction)
 
     return read
 
@@ -103,16 +117,18 @@ def score_row_groups(
     session_factory=None,
     extra_columns=(),
     wrap=None,
-    sink=None,
     task_errors=False,
 ):
-    """Lazily score the plan's row groups; returns a ``ScoredFrame`` like ``score_dataframe``."""
+    """Lazily score the plan's row groups for Spark's writer; returns a ``ScoredFrame``.
+
+    With the direct writer the engines run :class:`batchinfer.task.ScoringTask` instead.
+    """
     import pyarrow as pa
     from pyspark.sql import types as T
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from batchinfer.scoring.tensors import output_arrow_schema
-    from batchinfer.scoring.udf import ScoredFrame, _stats_param, make_scorer, sink_schema, with_lineage
+    from batchinfer.scoring.udf import ScoredFrame, _stats_param, make_scorer, with_lineage
 
     spec = plan.spec
     schema = plan.selection.schema
@@ -142,10 +158,6 @@ def score_row_groups(
     def score_tasks(task_batches):
         return scorer(read(task_batches))
 
-    if sink is not None:  # the workers write the Parquet files themselves (io/direct_writer.py)
-        return ScoredFrame(
-            task_df.mapInArrow(sink.wrap(scorer, out_schema, reader=read), sink_schema()), stats, model_bc
-        )
     scored = task_df.mapInArrow(score_tasks, from_arrow_schema(out_schema))
     return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)
 

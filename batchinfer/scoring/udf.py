@@ -120,28 +120,28 @@ def _maybe_inject_fault(late: bool = False) -> None:
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
-    from pyspark import TaskContext
+    from batchinfer.task import current_attempt
 
-    ctx = TaskContext.get()
+    ctx = current_attempt()
     attempt, _, parts = spec.partition(":")
     parts, _, when = parts.partition(":")
     if (when == "late") != late:
         return
     targets = {int(p) for p in parts.split(",") if p.strip()}
-    if ctx is not None and ctx.attemptNumber() == int(attempt) and ctx.partitionId() in targets:
+    if ctx is not None and ctx.attempt == int(attempt) and ctx.partition in targets:
         raise RuntimeError(
-            f"injected test fault: partition {ctx.partitionId()} attempt {ctx.attemptNumber()} ({FAULT_ENV})"
+            f"injected test fault: partition {ctx.partition} attempt {ctx.attempt} ({FAULT_ENV})"
         )
 
 
 def _maybe_kill_executor() -> None:
     if not os.environ.get(faults.KILL_EXECUTOR_ENV):
         return
-    from pyspark import TaskContext
+    from batchinfer.task import current_attempt
 
-    ctx = TaskContext.get()
+    ctx = current_attempt()
     if ctx is not None:
-        faults.maybe_kill_executor(ctx.partitionId(), ctx.attemptNumber())
+        faults.maybe_kill_executor(ctx.partition, ctx.attempt)
 
 
 def make_scorer(
@@ -149,6 +149,8 @@ def make_scorer(
 ):
     """The function given to ``mapInArrow``. Everything it closes over is small and picklable.
 
+    ``stats_acc`` is anything with ``.add(dict)``: an accumulator (Spark's writer path) or a
+    :class:`batchinfer.task.TaskStats`, whose stats come back as the task's ``stats`` result row.
     With ``task_errors`` a batchinfer error raised in a task (bad features, no GPU, a bad hook,
     a corrupt page) is deterministic: the task reports it through ``stats_acc`` and ends, instead
     of failing and being retried ``spark.task.maxFailures`` times; the driver must then call
@@ -268,13 +270,13 @@ def make_scorer(
         except BatchInferError as exc:
             import traceback
 
-            from pyspark import TaskContext
+            from batchinfer.task import current_attempt
 
-            ctx = TaskContext.get()
+            ctx = current_attempt()
             record = {
                 **exc.to_dict(),
-                "partition": ctx.partitionId() if ctx is not None else 0,
-                "attempt": ctx.attemptNumber() if ctx is not None else 0,
+                "partition": ctx.partition if ctx is not None else 0,
+                "attempt": ctx.attempt if ctx is not None else 0,
                 "traceback": traceback.format_exc()[-8000:],
             }
             stats_acc.add({sessions.worker_id(): {"task_errors": [record]}})
@@ -284,8 +286,8 @@ def make_scorer(
 
 @dataclass
 class ScoredFrame:
-    df: object  # pyspark DataFrame: passthrough + outputs + lineage
-    stats: object  # Accumulator[dict]: per-worker sessions, providers, rows
+    df: object  # pyspark DataFrame: passthrough + outputs + lineage (or result rows with a sink)
+    stats: object  # Accumulator[dict]: per-worker sessions, providers, rows (None with a sink)
     model_broadcast: object
 
     def raise_task_errors(self) -> None:
@@ -295,14 +297,14 @@ class ScoredFrame:
         records = [r for info in self.stats.value.values() for r in info.pop("task_errors", [])]
         if records:
             records.sort(key=lambda r: (r.get("partition", 0), r.get("attempt", 0)))
-            _log_task_errors(self.df, records)
+            log_task_errors(self.df.sparkSession, records)
             raise error_from_dict(records[0])
 
 
-def _log_task_errors(df, records: list[dict]) -> None:
+def log_task_errors(session, records: list[dict]) -> None:
     """Put the tasks' tracebacks in Spark's driver log (a file for embedded Spark), not the console."""
     try:
-        jvm = df.sparkSession.sparkContext._jvm
+        jvm = session.sparkContext._jvm
         logger = jvm.org.apache.logging.log4j.LogManager.getLogger("batchinfer.TaskError")
     except Exception:  # Spark Connect: no JVM here; the error itself still reaches the caller
         return
@@ -357,11 +359,18 @@ def score_dataframe(
     in_schema = to_arrow_schema(df.schema)
     out_schema = output_arrow_schema(spec, in_schema)
     model_bc = spark.sparkContext.broadcast(plan.model.content)
+    if sink is not None:  # the workers write the Parquet files themselves (io/direct_writer.py)
+        from batchinfer.task import TaskStats
+
+        scorer = make_scorer(
+            spec, model_bc, out_schema, TaskStats(), session_factory, task_errors=task_errors
+        )
+        if wrap is not None:
+            scorer = wrap(scorer)
+        return ScoredFrame(df.mapInArrow(sink.wrap(scorer, out_schema), sink_schema()), None, model_bc)
     stats = spark.sparkContext.accumulator({}, _stats_param())
     scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory, task_errors=task_errors)
     if wrap is not None:
         scorer = wrap(scorer)
-    if sink is not None:  # the workers write the Parquet files themselves (io/direct_writer.py)
-        return ScoredFrame(df.mapInArrow(sink.wrap(scorer, out_schema), sink_schema()), stats, model_bc)
     scored = df.mapInArrow(scorer, from_arrow_schema(out_schema))
     return ScoredFrame(with_lineage(scored, plan, run_id), stats, model_bc)
