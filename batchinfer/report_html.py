@@ -277,7 +277,7 @@ def _model(manifest: dict) -> list[tuple[str, str]]:
 
 def _engine(manifest: dict) -> list[tuple[str, str]]:
     out = [(k, _fmt(v)) for k, v in (manifest.get("spark") or {}).items()]
-    for key in ("engine", "reader", "writer"):
+    for key in ("engine", "reader", "writer", "batching"):
         if manifest.get(key):
             out.append((key, _fmt(manifest[key])))
     if manifest.get("providers"):
