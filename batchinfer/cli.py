@@ -340,6 +340,7 @@ def cmd_validate(args) -> int:
             f"({len(sel.partitions)} partitions); model {plan.model.sha256[:12]} "
             f"({len(plan.spec.inputs)} inputs → {len(plan.spec.outputs)} outputs)"
         )
+        print(f"batches: {plan.batch_policy.describe()}")
     from batchinfer.io.storage import plain_parquet_warning
 
     if job.config.output.format == "parquet" and plain_parquet_warning(job.config.output.path):

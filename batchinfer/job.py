@@ -329,6 +329,10 @@ class Job:
             engine = engines.start(choice, cfg, spark=spark, command_line_conf=self.spark_conf)
         session = engine.session  # None for the embedded engine
         manifest.spark = engine.describe(cfg, self.spark_conf)
+        from batchinfer.scoring.batch_size import policy_for_session
+
+        # batch_rows auto: the workers' memory budget from the engine's real settings.
+        manifest.extra["batching"] = policy_for_session(plan, session, engine=choice.name).to_dict()
         if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (
