@@ -252,6 +252,8 @@ class RuntimeConfig(_Strict):
     engine: Literal["auto", "spark", "spark-connect", "local"] = "auto"
     batch_rows: int = Field(default=10_000, ge=1, le=10_000_000)
     threads_per_task: int = Field(default=1, ge=1, le=256)
+    # Embedded engine only: worker processes (default: usable cores // threads_per_task).
+    workers: int | None = Field(default=None, ge=1, le=1024)
     # Must be true for model.preprocess / model.postprocess hooks to be allowed.
     allow_custom_code: bool = False
     device: Literal["auto", "cpu", "gpu"] = "cpu"

@@ -274,6 +274,9 @@ class Job:
                     pass
             raise
         finally:
+            engine, self._engine = getattr(self, "_engine", None), None
+            if engine is not None and hasattr(engine, "close"):  # the embedded engine's workers
+                engine.close()
             if not dry_run:
                 table.release_lock(run_id)
             elif scratch is not None and not keep_staging:
@@ -322,11 +325,11 @@ class Job:
         choice = engines.resolve(cfg, spark)
         manifest.extra["engine"] = choice.to_dict()
         log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
-        with timings.stage("spark_start", progress):
-            engine = engines.start(choice, cfg, spark=spark, command_line_conf=self.spark_conf)
+        with timings.stage(engines.start_stage(choice), progress):
+            engine = self._engine = engines.start(choice, cfg, spark=spark, command_line_conf=self.spark_conf)
         session = engine.session  # None for the embedded engine
         manifest.spark = engine.describe(cfg, self.spark_conf)
-        if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
+        if session is not None and spark_mod.driver_log():  # Spark logs to a file: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (
                 spark_mod.driver_log() if dry_run else table.run_dir(run_id).join("spark.log").uri
@@ -511,7 +514,11 @@ class Job:
                     written,
                     plan,
                     staging_uri=staging.uri,
-                    read_input=lambda: _clean_input(session, plan, sample_fraction),
+                    read_input=lambda: (
+                        _clean_input(session, plan, sample_fraction)
+                        if session is not None
+                        else single_pass.clean_input_frame(plan, one_pass.checks, sample_fraction)
+                    ),
                 )
             for stage in stages:
                 outcomes.extend(stage.outcomes)

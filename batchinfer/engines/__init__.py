@@ -60,7 +60,14 @@ def resolve(config, spark=None) -> EngineChoice:
         return EngineChoice("spark", "launched by spark-submit")
     if config.spark.master:
         return EngineChoice("spark", f"spark.master is {config.spark.master}")
-    return EngineChoice("spark", "spark.master is unset: embedded Spark (local[*])")
+    from batchinfer.engines.local import auto_choice
+
+    return auto_choice(config)
+
+
+def start_stage(choice: EngineChoice) -> str:
+    """The timing stage of the engine's start (benchmarks/run.py reads both names)."""
+    return "engine_start" if choice.name == "local" else "spark_start"
 
 
 def start(choice: EngineChoice, config, *, spark=None, command_line_conf=None):
@@ -69,6 +76,10 @@ def start(choice: EngineChoice, config, *, spark=None, command_line_conf=None):
         from batchinfer.engines.spark import SparkEngine
 
         return SparkEngine.start(config, spark=spark, command_line_conf=command_line_conf)
+    if choice.name == "local":
+        from batchinfer.engines.local import LocalEngine
+
+        return LocalEngine.start(config)
     from batchinfer.errors import ConfigError
 
     raise ConfigError(
