@@ -706,11 +706,18 @@ def run_job(
     spark=None,
     dry_run: bool | None = None,
     sample_fraction: float | None = None,
+    engine: str | None = None,
 ) -> JobResult:
     """Load a job config (path, mapping or JobConfig) and run it.
 
+    ``engine`` sets ``runtime.engine`` (``"local"``, ``"spark"``, ``"spark-connect"``, ``"auto"``);
+    ``spark`` passes a session in (its kind then decides under ``auto``).
+
     >>> result = run_job("conf/demo.yaml", dry_run=True, sample_fraction=0.05)  # doctest: +SKIP
+    >>> result = run_job("conf/demo.yaml", engine="local")  # doctest: +SKIP
     """
+    if engine is not None:
+        overrides = [*overrides, f"runtime.engine={engine}"]
     if isinstance(config, (str, Path)):
         job = Job.from_yaml(config, overrides=overrides, env=env)
     else:

@@ -50,22 +50,28 @@ def read_output(path) -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory, spark):
+def ws(tmp_path_factory):
     root = tmp_path_factory.mktemp("local_engine")
     data = write_partitioned(root / "events", files_per_day=2, rows_per_file=300)
     model, _ = models.linear_classifier(root / "model.onnx", 4)
-    # The drift reference is built with Spark (checks/reference.py), once.
+    return root, data, model
+
+
+@pytest.fixture(scope="module")
+def profile(ws, spark):
+    """The drift reference, built with Spark (checks/reference.py), once."""
     from batchinfer.checks.reference import build_reference_profile, reference_overrides
 
+    root, data, model = ws
     base = job_config(data, model, root / "ref-out", features=FEATURES)
     job = Job.from_config(base, overrides=reference_overrides("ds=2026-11-27"))
-    profile = root / "profile.json"
-    build_reference_profile(job, spark=spark).save(profile)
-    return root, data, model, profile
+    path = root / "profile.json"
+    build_reference_profile(job, spark=spark).save(path)
+    return path
 
 
-def checked_config(ws, out, **sections):
-    root, data, model, profile = ws
+def checked_config(ws, profile, out, **sections):
+    root, data, model = ws
     return job_config(
         data,
         model,
@@ -84,10 +90,12 @@ def outcomes(manifest: dict) -> list[tuple]:
     ]
 
 
-def test_local_engine_matches_the_spark_engine(ws, tmp_path, spark):
+def test_local_engine_matches_the_spark_engine(ws, profile, tmp_path, spark):
     """Same rows, bit-identical fp32 scores, same check and drift outcomes; no Spark jobs."""
-    local = Job.from_config(checked_config(ws, tmp_path / "local", runtime={"engine": "local"})).run()
-    on_spark = Job.from_config(checked_config(ws, tmp_path / "spark")).run(spark=spark)
+    local = Job.from_config(
+        checked_config(ws, profile, tmp_path / "local", runtime={"engine": "local"})
+    ).run()
+    on_spark = Job.from_config(checked_config(ws, profile, tmp_path / "spark")).run(spark=spark)
 
     assert local.status == on_spark.status == "succeeded"
     assert local.manifest["engine"]["name"] == "local"
@@ -112,8 +120,11 @@ def test_local_engine_matches_the_spark_engine(ws, tmp_path, spark):
 
 
 def test_gate_failure_on_local_writes_nothing(ws, tmp_path):
-    cfg = checked_config(ws, tmp_path / "out", runtime={"engine": "local"})
-    cfg["checks"] = {"output": [{"expect": "between", "column": "score", "min": 0, "max": 0.01}]}
+    root, data, model = ws
+    checks = {"output": [{"expect": "between", "column": "score", "min": 0, "max": 0.01}]}
+    cfg = job_config(
+        data, model, tmp_path / "out", features=FEATURES, checks=checks, runtime={"engine": "local"}
+    )
     with pytest.raises(GateFailedError) as info:
         Job.from_config(cfg).run()
     assert info.value.result.status == "gate_failed"
@@ -123,7 +134,7 @@ def test_gate_failure_on_local_writes_nothing(ws, tmp_path):
 def test_killed_worker_and_failed_task_are_retried_exactly_once(ws, tmp_path, monkeypatch):
     """Task 0's worker is SIGKILLed after writing its first batch; task 2 raises after its first
     batch: both are retried with a new attempt number and every input row is committed once."""
-    root, data, model, _ = ws
+    root, data, model = ws
     monkeypatch.setenv(faults.KILL_WORKER_ENV, "0")
     monkeypatch.setenv(FAULT_ENV, "0:2:late")
     cfg = job_config(
@@ -142,7 +153,7 @@ def test_killed_worker_and_failed_task_are_retried_exactly_once(ws, tmp_path, mo
 
 
 def test_a_task_failing_every_attempt_fails_the_run(ws, tmp_path, monkeypatch):
-    root, data, model, _ = ws
+    root, data, model = ws
     monkeypatch.setenv(FAULT_ENV, "0:1")
     cfg = job_config(data, model, tmp_path / "out", features=FEATURES, runtime={"engine": "local"})
     cfg["spark"] = {"conf": {"spark.task.maxFailures": 1}}
@@ -153,7 +164,7 @@ def test_a_task_failing_every_attempt_fails_the_run(ws, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("section", [{"runtime": {"reader": "spark"}}, {"output": {"writer": "spark"}}])
 def test_spark_only_settings_are_refused_on_local_before_work(ws, tmp_path, section):
-    root, data, model, _ = ws
+    root, data, model = ws
     cfg = job_config(data, model, tmp_path / "out", features=FEATURES, **section)
     cfg["runtime"] = {**cfg["runtime"], **section.get("runtime", {}), "engine": "local"}
     with pytest.raises(ConfigError, match=r"needs Spark, but runtime\.engine is local"):
@@ -213,10 +224,10 @@ print(json.dumps({"status": result.status, "engine": result.manifest["engine"]["
 """
 
 
-def test_import_and_local_run_start_no_jvm(ws, tmp_path):
+def test_import_and_local_run_start_no_jvm(ws, profile, tmp_path):
     """A fresh process: `import batchinfer` and an auto (= local) run with checks and drift start
     no java child, pyspark's gateway stays None, and no worker outlives the run."""
-    cfg = checked_config(ws, tmp_path / "out")
+    cfg = checked_config(ws, profile, tmp_path / "out")
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -229,3 +240,82 @@ def test_import_and_local_run_start_no_jvm(ws, tmp_path):
     assert got["status"] == "succeeded" and got["engine"] == "local"
     assert got["java"] == [] and got["gateway"] is False
     assert got["workers_seen"] >= 1 and got["workers_alive"] == []
+
+
+def test_arrow_distinct_counts_equal_the_spark_aggregation(spark):
+    """The Spark-free distinct counts (unique, unique_value_count) agree with the Spark job."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from batchinfer.checks import partials as P
+    from batchinfer.checks.single_pass import distinct_metrics, distinct_metrics_arrow
+
+    rng = np.random.default_rng(3)
+    n = 300
+    x = rng.integers(0, 50, size=n).astype(np.float64)
+    x[[1, 2]] = np.nan
+    table = pa.table(
+        {
+            "i": pa.array(np.r_[np.arange(n - 3), [5, 5, 7]], pa.int64()),
+            "x": pa.array(x, mask=rng.random(n) < 0.1),
+            "s": pa.array(list(rng.choice(["a", "b", None], size=n)), pa.string()),
+        }
+    )
+    schema = P.SideSchema(table.column_names, {f.name: f.type for f in table.schema})
+    df = spark.createDataFrame(table.to_pylist(), from_arrow_schema(table.schema))
+    cols = ["i", "x", "s"]
+    ours, theirs = distinct_metrics_arrow(table, cols, schema), distinct_metrics(spark, df, cols, schema)
+    for c in cols:
+        assert ours[c]["distinct"] == theirs[c]["distinct"], c
+        assert ours[c]["duplicate_rows"] == theirs[c]["duplicate_rows"], c
+        assert len(ours[c]["duplicate_sample"]) == len(theirs[c]["duplicate_sample"]), c
+
+
+def test_workers_die_with_a_killed_driver(ws, tmp_path):
+    """SIGKILL only the driver while a worker is mid-task: the worker does not outlive it."""
+    import signal
+    import time
+
+    from tests.support.fault_job import write_config
+
+    root, data, model = ws
+    cfg = job_config(data, model, tmp_path / "out", features=FEATURES, runtime={"engine": "local"})
+    config = write_config(tmp_path / "job.yaml", cfg)
+    marker = tmp_path / "pause"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        faults.PAUSE_AT_ENV: "scoring",
+        faults.PAUSE_FILE_ENV: str(marker),
+    }
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "batchinfer.cli", "-q", "run", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "no worker reached the scoring pause"
+        step, worker = marker.read_text().split()
+        worker = int(worker)
+        assert step == "scoring" and worker != driver.pid
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only, not its process group
+        driver.wait()
+        deadline = time.monotonic() + 60
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker), "a worker outlived its driver"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        marker.unlink(missing_ok=True)  # lets a surviving worker finish
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
