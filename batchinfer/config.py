@@ -230,6 +230,24 @@ class LineageConfig(_Strict):
     run_id: str | None = "run_id"
 
 
+class IcebergConfig(_Strict):
+    """``output.format: iceberg``: the table and the catalog that tracks it.
+
+    ``catalog`` holds pyiceberg catalog properties, passed through as written: a SQL catalog on
+    SQLite (``{type: sql, uri: "sqlite:////var/lib/batchinfer/catalog.db"}``) for tests and single
+    machines; ``rest`` (``uri``, ``credential``/``token``, ``warehouse``), ``glue`` or ``hive``
+    (``uri: thrift://...``) as pyiceberg supports them. The table lives at ``output.path``.
+    """
+
+    # namespace.table (nested namespaces: a.b.table)
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", max_length=256)
+    catalog_name: str = Field(default="batchinfer", pattern=r"^[A-Za-z0-9_-]+$")
+    catalog: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+ICEBERG_CATALOG_TYPES = ("sql", "rest", "glue", "hive", "dynamodb", "in-memory")
+
+
 class OutputConfig(_Strict):
     path: str = Field(min_length=1)
     partition_by: list[str] = Field(default_factory=list)
@@ -241,9 +259,11 @@ class OutputConfig(_Strict):
     compression: Literal["snappy", "zstd", "gzip", "none", "lz4"] = "snappy"
     # auto: the Python workers that score also write the Parquet files (pyarrow); spark: Spark's writer.
     writer: Literal["auto", "spark", "pyarrow"] = "auto"
-    # parquet: partition directories swapped by rename; delta: one Delta transaction per run
-    # (atomic on object stores too; needs the `deltalake` package, see docs/storage.md).
-    format: Literal["parquet", "delta"] = "parquet"
+    # parquet: partition directories swapped by rename; delta: one Delta transaction per run;
+    # iceberg: one Iceberg snapshot per run (both atomic on object stores too; need the
+    # `deltalake` / `pyiceberg` packages, see docs/storage.md).
+    format: Literal["parquet", "delta", "iceberg"] = "parquet"
+    iceberg: IcebergConfig | None = None
 
 
 class RuntimeConfig(_Strict):
@@ -368,6 +388,7 @@ def cross_field_problems(data: Mapping) -> list[tuple[str, str]]:
     clash = sorted(set(lineage_cols) & (set(out_cols) | set(passthrough)))
     if clash:
         problems.append(("output.lineage", f"lineage columns {clash} collide with other output columns"))
+    problems += _iceberg_problems(out)
     missing = [c for c in _strings(out.get("partition_by")) if c not in passthrough and c not in out_cols]
     if missing:
         problems.append(
@@ -376,6 +397,50 @@ def cross_field_problems(data: Mapping) -> list[tuple[str, str]]:
                 f"{missing} are not output columns; add them to input.passthrough (e.g. passthrough: [..., ds])",
             )
         )
+    return problems
+
+
+def _iceberg_problems(out: Mapping) -> list[tuple[str, str]]:
+    """``output.format: iceberg`` needs ``output.iceberg`` (table + catalog), and only it does."""
+    fmt, section = out.get("format", "parquet"), out.get("iceberg")
+    example = "e.g. iceberg: {table: scores.churn, catalog: {type: sql, uri: 'sqlite:///catalog.db'}}"
+    if fmt != "iceberg":
+        if section is not None and fmt in ("parquet", "delta"):
+            return [("output.iceberg", f"is only read with output.format: iceberg (format is {fmt})")]
+        return []
+    if not isinstance(section, Mapping):
+        if section is None:
+            return [("output.iceberg", f"output.format: iceberg needs the table and its catalog ({example})")]
+        return []  # the field check reports the wrong type
+    problems = []
+    if not section.get("table"):
+        problems.append(("output.iceberg.table", f"missing: name the table as namespace.table ({example})"))
+    catalog = section.get("catalog")
+    if isinstance(catalog, Mapping):
+        kind = catalog.get("type")
+        if kind is None and not catalog.get("uri") and not catalog.get("py-catalog-impl"):
+            problems.append(
+                (
+                    "output.iceberg.catalog",
+                    f"names no catalog: give its type ({', '.join(ICEBERG_CATALOG_TYPES)}) and uri ({example})",
+                )
+            )
+        elif kind is not None and kind not in ICEBERG_CATALOG_TYPES:
+            problems.append(
+                (
+                    "output.iceberg.catalog.type",
+                    f"expected one of {', '.join(ICEBERG_CATALOG_TYPES)}, got {kind!r}",
+                )
+            )
+        elif kind == "sql" and not catalog.get("uri"):
+            problems.append(
+                (
+                    "output.iceberg.catalog.uri",
+                    "a sql catalog needs a database uri, e.g. 'sqlite:///catalog.db'",
+                )
+            )
+    elif catalog is None:
+        problems.append(("output.iceberg.catalog", f"missing: the pyiceberg catalog properties ({example})"))
     return problems
 
 

@@ -555,17 +555,17 @@ class Job:
             return JobResult("dry_run", run_id, doc, table.root.uri, None, staged_path=staging.uri)
 
         with timings.stage("commit", progress):
-            if cfg.output.format == "delta":
-                from batchinfer.io.delta import commit_delta
+            if cfg.output.format != "parquet":  # delta, iceberg: one transaction of the format
+                from batchinfer.io.formats import commit_table_format
 
-                committed, version = commit_delta(
+                committed, record = commit_table_format(
+                    cfg.output,
                     table,
                     run_id,
-                    mode=cfg.output.mode,
-                    partition_by=cfg.output.partition_by,
-                    metadata={"batchinfer.run_id": run_id, "batchinfer.model_sha256": plan.model.sha256},
+                    model_sha256=plan.model.sha256,
+                    pause=commit_pause or faults.driver_pause_hook(),
                 )
-                manifest.extra["delta"] = {"version": version}
+                manifest.extra[cfg.output.format] = record
             else:
                 committed = table.commit(
                     run_id,

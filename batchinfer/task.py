@@ -168,13 +168,9 @@ class ScoringTask:
             import pyarrow as pa
 
             from batchinfer.io.direct_writer import RESULT_ARROW_SCHEMA
+            from batchinfer.scoring.rowgroups import task_rows_of
 
-            def task_rows():
-                for tb in task_batches:
-                    uris, groups, parts = (tb.column(i).to_pylist() for i in range(3))
-                    yield from zip(uris, groups, parts, strict=True)
-
-            rows = task.run(task_rows())
+            rows = task.run(task_rows_of(task_batches))
             yield pa.RecordBatch.from_pylist(rows, schema=RESULT_ARROW_SCHEMA())
 
         return run_batches

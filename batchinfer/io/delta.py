@@ -7,8 +7,9 @@ run's partitions (a predicate overwrite), ``append`` appends, ``error_if_exists`
 table already exists. The run id and the model digest go into the commit's metadata
 (``batchinfer.run_id``, ``batchinfer.model_sha256``). Readers see the previous version until the
 log entry is written, on local disks and object stores alike, so a failed gate or a driver killed
-before the commit leaves the table at its previous version. A second writer that commits in
-between makes delta-rs's conflict check fail this run (exit 6), with nothing partial visible.
+before the commit leaves the table at its previous version. A second writer that commits to the
+same partitions in between makes delta-rs's conflict check fail this run (exit 6), with nothing
+partial visible (its data files are written but never referenced by the log).
 
 The rows are rewritten once by the driver (delta-rs writes its own files) rather than the staged
 files being registered as they are: simpler and safe, at the cost of one extra pass over the output.
@@ -83,9 +84,21 @@ def _predicate(partitions: list[dict[str, str]]) -> str:
 
 
 def commit_delta(
-    table: OutputTable, run_id: str, *, mode: str, partition_by: list[str], metadata: dict[str, str]
+    table: OutputTable,
+    run_id: str,
+    *,
+    mode: str,
+    partition_by: list[str],
+    metadata: dict[str, str],
+    pause=None,
 ) -> tuple[CommitResult, int]:
-    """Publish run ``run_id``'s staged rows as one Delta transaction; (result, new table version)."""
+    """Publish run ``run_id``'s staged rows as one Delta transaction; (result, new table version).
+
+    The table is read once, up front: that version is the one this run's predicate overwrite
+    replaces partitions of, and the one delta-rs checks concurrent commits against (a writer
+    that committed to the same partitions since makes this commit fail, exit 6). ``pause(step)``
+    is the test seam (step ``delta_table_read``: table read, nothing written yet).
+    """
     import pyarrow as pa
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
@@ -105,13 +118,15 @@ def commit_delta(
     uri = delta_uri(table.root.uri)
     options = delta_storage_options(table.root.uri)
     exists = DeltaTable.is_deltatable(uri, storage_options=options or None)
+    target = DeltaTable(uri, storage_options=options or None) if exists else uri
+    (pause or (lambda step: None))("delta_table_read")
     if mode == "error_if_exists" and exists:
         raise OutputError(
             f"output.mode=error_if_exists but {table.root.uri} is already a Delta table",
             hint="use mode overwrite_partitions to replace the run's partitions, or write elsewhere",
         )
     if not files:
-        return result, DeltaTable(uri, storage_options=options or None).version() if exists else -1
+        return result, target.version() if exists else -1
     partitioning = (
         pads.partitioning(pa.schema([(k, pa.string()) for k in partition_by]), flavor="hive")
         if partition_by
@@ -131,7 +146,7 @@ def commit_delta(
             kwargs["predicate"] = _predicate(result.partitions)
     try:
         write_deltalake(
-            uri,
+            target,
             staged.scanner().to_reader(),
             partition_by=partition_by or None,
             storage_options=options or None,
@@ -145,6 +160,12 @@ def commit_delta(
             hint="run one job per output partition at a time, then rerun this one",
         ) from None
     except (DeltaError, OSError) as exc:
+        if "concurrent" in str(exc).lower():  # delta-rs's conflict checker, under another class
+            raise OutputError(
+                f"Delta commit to {table.root.uri} conflicted with another writer "
+                f"({str(exc).splitlines()[0][:160]}); nothing of this run is visible",
+                hint="run one job per output partition at a time, then rerun this one",
+            ) from None
         raise storage.storage_error(table.root.uri, exc, OutputError, action="commit Delta table") from None
     version = DeltaTable(uri, storage_options=options or None).version()
     table.discard(run_id)

@@ -19,6 +19,13 @@ either the old partition or, inside the short rename window, a journal; the next
 ``batchinfer recover``) rolls such a half-done commit back, restoring the previous partition
 byte for byte, and deletes the dead run's staging files.
 
+On object stores (S3, GCS, ABFS) nothing is renamed: a "rename" there is a copy and a delete
+per object, so the commit instead adds the staged files to the live partition under their
+unique names, marks the journal ``published``, overwrites the partition's ``_SUCCESS`` with
+the run id and deletes the old files (:meth:`OutputTable._add_then_delete`). Killed before
+``published``, recovery deletes the added files (the previous partition is untouched, byte for
+byte); after it, recovery finishes the commit. docs/storage.md says what readers see meanwhile.
+
 The commit only moves what it owns: its own staging files, and partitions that a batchinfer run
 committed before. A partition it would replace counts as batchinfer's when it holds a
 ``_SUCCESS`` naming a run id and nothing but ``part-*.parquet`` data files (and their ``.crc``
@@ -42,6 +49,7 @@ from batchinfer.io.filesystem import Location, is_hidden, resolve
 META = "_batchinfer"
 MARKER = "_SUCCESS"
 FORCE_MODE = "overwrite_partitions_force"
+ADD_THEN_DELETE = "add_then_delete"  # the object-store commit (no directory rename there)
 # What a committed partition holds: its marker, data files as either writer names them, checksums.
 _OWNED_FILE = re.compile(r"^(_SUCCESS|part-[^/]*\.parquet|\._SUCCESS\.crc|\.part-[^/]*\.parquet\.crc)$")
 # A run id as a marker holds it (batchinfer.job.new_run_id; any one-line token from older runs).
@@ -218,7 +226,14 @@ class OutputTable:
                 run_id = journal.get("run_id") or fi.base_name[:-5]
                 if run_id == current_run:
                     continue
-                if journal.get("state") == "committing":
+                if journal.get("protocol") == ADD_THEN_DELETE and journal.get("state") == "published":
+                    self._roll_forward(journal)
+                    _write_text_atomic(self.root.join("_SUCCESS"), run_id + "\n")
+                    actions.append(f"completed the interrupted (published) commit of run {run_id}")
+                elif journal.get("protocol") == ADD_THEN_DELETE and journal.get("state") == "committing":
+                    self._roll_back_added(journal)
+                    actions.append(f"rolled back the interrupted commit of run {run_id}")
+                elif journal.get("state") == "committing":
                     self._rollback(journal)
                     actions.append(f"rolled back the interrupted commit of run {run_id}")
                 self._cleanup(run_id)
@@ -351,8 +366,18 @@ class OutputTable:
                 _write_text_atomic(staging.join(rel, MARKER), run_id + "\n")
         journal_loc = self.meta.join("journal", f"{run_id}.json")
         journal = {"run_id": run_id, "mode": mode, "state": "committing", "units": journal_units}
+        from batchinfer.io.storage import is_object_store
+
+        if is_object_store(self.root.uri) and mode != "append":
+            # No directory rename on object stores: add, switch the marker, delete (see below).
+            journal["protocol"] = ADD_THEN_DELETE
+            for unit in journal_units:
+                unit["old_files"] = self._old_files(unit["path"]) if unit["had_previous"] else []
         _write_text_atomic(journal_loc, json.dumps(journal))
         pause("journal_written")
+        if journal.get("protocol") == ADD_THEN_DELETE:
+            self._add_then_delete(run_id, journal, journal_loc, units, pause)
+            return result
         trash = self.meta.join("trash", run_id)
         for unit, (rel, files) in zip(journal_units, sorted(units.items()), strict=False):
             live = self.root.join(rel) if rel else self.root
@@ -377,6 +402,74 @@ class OutputTable:
         self._cleanup(run_id)
         journal_loc.fs.delete_file(journal_loc.path)
         return result
+
+    def _old_files(self, rel: str) -> list[str]:
+        """The names (relative to the partition) of the files a replacement deletes."""
+        from pyarrow import fs as pafs
+
+        live = self.root.join(rel) if rel else self.root
+        base = live.path.rstrip("/") + "/"
+        names = []
+        for fi in live.fs.get_file_info(pafs.FileSelector(live.path, recursive=bool(rel))):
+            name = fi.path[len(base) :]
+            if fi.type != pafs.FileType.File or name == MARKER or (not rel and is_hidden(name)):
+                continue
+            names.append(name)
+        return sorted(names)
+
+    def _add_then_delete(self, run_id: str, journal: dict, journal_loc: Location, units, pause) -> None:
+        """Object-store commit, without renames: new files in, markers switched, old files out.
+
+        1. every staged file is put into its live partition under its unique name (staged names
+           carry a uuid): a reader listing the partition now sees the old and the new files, and
+           the old ``_SUCCESS``;
+        2. the journal turns ``published``; from here on recovery rolls forward, before it back;
+        3. per partition, ``_SUCCESS`` is overwritten with this run's id (one PUT: atomic), then the
+           old files are deleted.
+        A reader that keeps the rows whose ``run_id`` column equals the partition's ``_SUCCESS``
+        sees one complete run's rows throughout (docs/storage.md).
+        """
+        for rel, files in sorted(units.items()):
+            live = self.root.join(rel) if rel else self.root
+            for fi in files:
+                live.fs.move(fi.path, live.join(fi.base_name).path)  # copy + delete on object stores
+            pause("new_files_added")
+        journal["state"] = "published"
+        _write_text_atomic(journal_loc, json.dumps(journal))
+        pause("published")
+        self._roll_forward(journal, pause)
+        journal["state"] = "committed"
+        _write_text_atomic(journal_loc, json.dumps(journal))
+        _write_text_atomic(self.root.join("_SUCCESS"), run_id + "\n")
+        self._cleanup(run_id)
+        journal_loc.fs.delete_file(journal_loc.path)
+
+    def _roll_forward(self, journal: dict, pause=None) -> None:
+        """Finish a published add-then-delete commit: markers to the run, old files deleted."""
+        run_id = journal["run_id"]
+        for unit in journal["units"]:
+            rel = unit["path"]
+            live = self.root.join(rel) if rel else self.root
+            if rel:
+                _write_text_atomic(live.join(MARKER), run_id + "\n")
+            new = set(unit.get("files", []))
+            for name in unit.get("old_files", []):
+                f = live.join(name)
+                if name not in new and _exists(f):
+                    f.fs.delete_file(f.path)
+            if pause is not None:
+                pause("partition_committed")
+
+    def _roll_back_added(self, journal: dict) -> None:
+        """Undo an add-then-delete commit that was not published: delete the files it added."""
+        for unit in journal.get("units", []):
+            rel = unit["path"]
+            live = self.root.join(rel) if rel else self.root
+            old = set(unit.get("old_files", []))
+            for name in unit.get("files", []):
+                f = live.join(name)
+                if name not in old and _exists(f):
+                    f.fs.delete_file(f.path)
 
     def _refuse_foreign_files(self, units: list[str]) -> None:
         """Raise before anything moves when a partition to replace holds files no run of ours wrote."""

@@ -412,3 +412,50 @@ def storage_notes(uris: dict[str, str]) -> list[str]:
             f"storage: {role} {uri} read/written by pyarrow {name} (credentials: {credential_source(uri)})"
         )
     return notes
+
+
+@dataclass(frozen=True)
+class IoDecision:
+    """Who reads the input and who writes the output, and the manifest note that says why."""
+
+    reader: str  # "pyarrow" | "spark"
+    writer: str  # "pyarrow" | "spark"
+    notes: tuple[str, ...] = ()
+    blocked: str | None = None  # a location neither can serve (planning, the commit need pyarrow)
+
+
+def spark_fallback(
+    uris: Mapping[str, str], reader: str, writer: str, pyarrow_can_open: Mapping[str, bool]
+) -> IoDecision:
+    """Decide the fallback to Spark's reader and writer where pyarrow cannot reach a store.
+
+    ``uris`` maps "input" / "output" to their URIs; ``reader``/``writer`` are the configured
+    ``runtime.reader`` / ``output.writer`` (auto, pyarrow, spark); ``pyarrow_can_open`` says per
+    role whether a pyarrow filesystem could be built (e.g. False for ``hdfs://`` without libhdfs).
+    A pure function, tested alone: the job does not call it yet, because planning (footers, row
+    groups), the commit and the run records need pyarrow on both locations (docs/storage.md).
+
+    >>> spark_fallback({"input": "hdfs://nn/x", "output": "/tmp/o"}, "auto", "auto",
+    ...                {"input": False, "output": True}).reader
+    'spark'
+    """
+    notes: list[str] = []
+    chosen = {"input": reader, "output": writer}
+    blocked = None
+    for role in ("input", "output"):
+        uri, wanted = uris.get(role, ""), chosen[role]
+        if pyarrow_can_open.get(role, True):
+            chosen[role] = "pyarrow" if wanted == "auto" else wanted
+            continue
+        what = "reader" if role == "input" else "writer"
+        if wanted == "pyarrow":
+            blocked = (
+                blocked or f"{role} {uri}: runtime.reader/output.writer is pyarrow, which cannot open it"
+            )
+            continue
+        chosen[role] = "spark"
+        notes.append(
+            f"storage: {role} {uri} is not reachable with pyarrow ({canonical_scheme(urlsplit(uri).scheme)}://"
+            f" without its native client); Spark's {what} (Hadoop filesystem) is used instead"
+        )
+    return IoDecision(chosen["input"], chosen["output"], tuple(notes), blocked)

@@ -87,6 +87,13 @@ def read_row_groups(
             yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
+def task_rows_of(task_batches):
+    """Arrow batches of (uri, row_group, partition) columns -> task row tuples."""
+    for tb in task_batches:
+        uris, groups, parts = (tb.column(i).to_pylist() for i in range(3))
+        yield from zip(uris, groups, parts, strict=True)
+
+
 def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None):
     """Executor side (Spark's writer path): batches of task rows in, input Arrow batches out."""
     from batchinfer.io import storage
@@ -97,13 +104,9 @@ def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, samp
         from batchinfer.io import storage
 
         storage.configure(storage_options)
-
-        def task_rows():
-            for tb in task_batches:
-                uris, groups, parts = (tb.column(i).to_pylist() for i in range(3))
-                yield from zip(uris, groups, parts, strict=True)
-
-        yield from read_row_groups(task_rows(), columns, partition_keys, batch_rows, sample_fraction)
+        yield from read_row_groups(
+            task_rows_of(task_batches), columns, partition_keys, batch_rows, sample_fraction
+        )
 
     return read
 

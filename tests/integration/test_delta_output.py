@@ -97,3 +97,48 @@ def test_failed_gate_leaves_the_table_at_its_previous_version(spark, ws, tmp_pat
     assert deltalake.DeltaTable(str(out)).version() == 0
     assert read_delta(out).sort_values("id").reset_index(drop=True).equals(before)
     assert not list(out.glob("_batchinfer/staging/*")), "the failed run's staged files are gone"
+
+
+def test_concurrent_writer_to_the_same_partitions_fails_the_run_with_nothing_visible(spark, ws, tmp_path):
+    """Two batchinfer commits race on one table (the lock on an object store is best effort).
+
+    Run A is paused after it read the table; meanwhile run B's staged files are committed by
+    commit_delta (what B's driver does once its gates passed). A's commit then hits delta-rs's
+    conflict check: exit 6, and none of A's rows are in the table.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batchinfer.io.delta import commit_delta
+    from batchinfer.io.sink import OutputTable
+
+    data, model = ws
+    out = tmp_path / "scores"
+    cfg = delta_config(data, model, out)
+    cfg["input"]["partitions"] = {"ds": DAYS[0]}
+    Job.from_config(cfg).run(spark=spark)
+    base = read_delta(out)
+
+    def other_run_commits(step):
+        if step != "delta_table_read":
+            return
+        staged = out / "_batchinfer" / "staging" / "run-b" / f"ds={DAYS[0]}"
+        staged.mkdir(parents=True)
+        rows = base.drop(columns=["ds"]).assign(run_id="run-b")
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), staged / "part-0.parquet")
+        commit_delta(
+            OutputTable(str(out)),
+            "run-b",
+            mode="overwrite_partitions",
+            partition_by=["ds"],
+            metadata={"batchinfer.run_id": "run-b"},
+        )
+
+    with pytest.raises(OutputError, match="conflicted with another writer") as info:
+        Job.from_config(cfg).run(spark=spark, commit_pause=other_run_commits)
+    assert info.value.exit_code == 6 and "\n" not in str(info.value)
+    dt = deltalake.DeltaTable(str(out))
+    assert dt.version() == 1 and dt.history(1)[0]["batchinfer.run_id"] == "run-b"
+    after = read_delta(out)
+    assert len(after) == len(base) and set(after["run_id"]) == {"run-b"}, "nothing of run A is visible"
+    assert not list(out.glob("_batchinfer/staging/*")), "the failed run's staged files are gone"

@@ -171,41 +171,65 @@ def test_whole_job_reads_scores_and_commits_in_buckets(spark, s3):
     assert len(rescored) == len(source) and set(rescored["run_id"]) == {again.run_id}
 
 
-def test_interrupted_commit_in_a_bucket_is_rolled_back_by_the_next_run(spark, s3):
+def test_interrupted_commit_in_a_bucket_is_rolled_back_or_finished(spark, s3):
+    """No renames on S3: new files are added, the journal turns published, markers switch, old
+    files go. Killed before published, recovery restores the previous files byte for byte;
+    after it, recovery finishes the commit. Readers keeping the rows whose run_id equals the
+    partition's _SUCCESS see one complete run throughout."""
+    from batchinfer.io.sink import OutputTable
+
     fs = s3["fs"]
     out = "s3://scores/recover"  # plain s3:// as well as s3a://
     first = Job.from_config(s3_config(s3, out)).run(spark=spark)
-    with fs.open_input_stream(f"scores/recover/ds={DAYS[0]}/_SUCCESS") as fh:
-        assert fh.read().decode().strip() == first.run_id
     before = read_scores(fs, "scores/recover").sort_values("id").reset_index(drop=True)
 
-    class Killed(SystemExit):  # like a killed driver: no cleanup of staging or trash
+    def marker(day):
+        with fs.open_input_stream(f"scores/recover/ds={day}/_SUCCESS") as fh:
+            return fh.read().decode().strip()
+
+    class Killed(SystemExit):  # like a killed driver: no cleanup of staging or journal
         pass
 
-    def pause(step):
-        if step == "moved_previous":
-            raise Killed
+    seen = {}
+
+    def kill_at(step):
+        def pause(now):
+            if now == "new_files_added" and "mid" not in seen:  # what a reader sees mid-commit
+                rows = read_scores(fs, "scores/recover")
+                seen["mid"] = (len(rows), marker(DAYS[0]), rows[rows["run_id"] == marker(DAYS[0])])
+            if now == step:
+                raise Killed
+
+        return pause
+
+    def recover():
+        table = OutputTable(out)  # what `batchinfer recover` does
+        table.acquire_lock("operator", "recover")
+        try:
+            return table.recover(current_run="operator")
+        finally:
+            table.release_lock("operator")
 
     with pytest.raises(Killed):
-        Job.from_config(s3_config(s3, out)).run(spark=spark, commit_pause=pause)
+        Job.from_config(s3_config(s3, out)).run(spark=spark, commit_pause=kill_at("new_files_added"))
+    total, mid_marker, filtered = seen["mid"]
+    assert total > len(before) and mid_marker == first.run_id  # old + new files, the old marker
+    filtered = filtered.sort_values("id").reset_index(drop=True)
+    assert filtered.equals(before)  # both markers still name the first run: exactly its rows
     journals = fs.get_file_info(pafs.FileSelector("scores/recover/_batchinfer/journal", allow_not_found=True))
     assert [j.base_name for j in journals if j.base_name.endswith(".json")], "the commit left its journal"
-    # Mid-commit the first partition is in trash: readers see it missing, not half-replaced.
-    assert fs.get_file_info(f"scores/recover/ds={DAYS[0]}/_SUCCESS").type == pafs.FileType.NotFound
-
-    from batchinfer.io.sink import OutputTable
-
-    table = OutputTable(out)  # what `batchinfer recover` does
-    table.acquire_lock("operator", "recover")
-    try:
-        actions = table.recover(current_run="operator")
-    finally:
-        table.release_lock("operator")
-    assert any("rolled back" in a for a in actions)
+    assert any("rolled back" in a for a in recover())
     after = read_scores(fs, "scores/recover").sort_values("id").reset_index(drop=True)
-    assert after.equals(before)
-    with fs.open_input_stream(f"scores/recover/ds={DAYS[0]}/_SUCCESS") as fh:
-        assert fh.read().decode().strip() == first.run_id
+    assert after.equals(before) and marker(DAYS[0]) == first.run_id
+
+    # Killed after it was published (first partition switched): recovery finishes the commit.
+    with pytest.raises(Killed):
+        Job.from_config(s3_config(s3, out)).run(spark=spark, commit_pause=kill_at("partition_committed"))
+    assert any("completed the interrupted" in a for a in recover())
+    done = read_scores(fs, "scores/recover")
+    (new_run,) = set(done["run_id"])
+    assert new_run != first.run_id and len(done) == len(before)
+    assert marker(DAYS[0]) == marker(DAYS[1]) == new_run
 
 
 def test_denied_credentials_give_one_line_naming_uri_and_credential_source(s3):
@@ -295,3 +319,45 @@ def test_delta_output_in_a_bucket_commits_one_version_and_a_failed_gate_none(spa
     dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
     assert dt.version() == 1 and dt.history(1)[0]["batchinfer.run_id"] == second.run_id
     assert set(dt.to_pyarrow_table().to_pandas()["run_id"]) == {second.run_id}
+
+
+def test_iceberg_output_in_a_bucket_one_snapshot_per_run_and_a_killed_driver_none(spark, s3, tmp_path):
+    pytest.importorskip("pyiceberg")
+    from batchinfer.config import IcebergConfig
+    from batchinfer.io.iceberg import read_table
+
+    cfg = s3_config(s3, "s3a://scores/iceberg")
+    iceberg = {"table": "scores.churn", "catalog": {"type": "sql", "uri": f"sqlite:///{tmp_path}/catalog.db"}}
+    cfg["output"].update(format="iceberg", iceberg=iceberg)
+    first = Job.from_config(cfg).run(spark=spark)
+    assert not any("only a table format" in n for n in first.manifest["notes"])
+    # The FileIO got the endpoint and keys from spark.hadoop.fs.s3a.* (still active); the secret
+    # never reached the manifest.
+    tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
+    assert tbl.location() == "s3://scores/iceberg" and s3["secret"] not in json.dumps(first.manifest)
+    snap = tbl.current_snapshot()
+    assert first.manifest["iceberg"]["snapshot_id"] == snap.snapshot_id
+    assert snap.summary["batchinfer.run_id"] == first.run_id
+    before = tbl.scan().to_arrow().to_pandas().sort_values("id").reset_index(drop=True)
+    assert len(before) == first.manifest["rows_out"] == len(DAYS) * 2 * 400
+    listed = s3["fs"].get_file_info(pafs.FileSelector("scores/iceberg/data", recursive=True))
+    assert all(f.base_name.startswith(first.run_id) for f in listed if f.base_name.endswith(".parquet"))
+
+    class Killed(SystemExit):  # a driver killed after the data files were copied, before the commit
+        pass
+
+    def pause(step):
+        if step == "iceberg_files_moved":
+            raise Killed
+
+    with pytest.raises(Killed):
+        Job.from_config(cfg).run(spark=spark, commit_pause=pause)
+    tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
+    assert tbl.current_snapshot().snapshot_id == snap.snapshot_id and len(tbl.snapshots()) == 1
+    assert tbl.scan().to_arrow().to_pandas().sort_values("id").reset_index(drop=True).equals(before)
+
+    second = Job.from_config(cfg).run(spark=spark)
+    tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
+    assert len(tbl.snapshots()) == 2 and tbl.current_snapshot().summary["batchinfer.run_id"] == second.run_id
+    after = tbl.scan().to_arrow().to_pandas()
+    assert len(after) == len(before) and set(after["run_id"]) == {second.run_id}

@@ -171,3 +171,54 @@ def test_one_pass_reports_field_cross_field_and_expectation_problems_in_one_synt
     assert problems["checks.input[1]"] == "between: min_value and max_value cannot both be None"
     for path in problems:  # one syntax: dotted names, [i] for list items
         assert re.fullmatch(r"[a-z_]+(\.[a-z_]+|\[\d+\])*", path), path
+
+
+def _iceberg_cfg(tmp_path, **iceberg):
+    from tests.support.data import job_config
+
+    cfg = job_config(tmp_path / "in", tmp_path / "m.onnx", tmp_path / "out", features=["f0"])
+    cfg["output"]["format"] = "iceberg"
+    if iceberg:
+        cfg["output"]["iceberg"] = iceberg
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("iceberg", "field", "says"),
+    [
+        ({}, "output.iceberg", "needs the table and its catalog"),
+        (
+            {"table": "churn", "catalog": {"type": "sql", "uri": "sqlite:///c.db"}},
+            "output.iceberg.table",
+            "pattern",
+        ),
+        (
+            {"table": "s.churn", "catalog": {"type": "nessie", "uri": "x"}},
+            "output.iceberg.catalog.type",
+            "nessie",
+        ),
+        ({"table": "s.churn", "catalog": {"type": "sql"}}, "output.iceberg.catalog.uri", "sqlite:///"),
+        ({"table": "s.churn"}, "output.iceberg.catalog", "missing"),
+    ],
+)
+def test_iceberg_output_config_problems_are_one_line(tmp_path, iceberg, field, says):
+    from batchinfer.config import validate_data
+    from batchinfer.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        validate_data(_iceberg_cfg(tmp_path, **iceberg))
+    assert any(p == field and says in m for p, m in info.value.problems), info.value.problems
+    assert "\n" not in str(info.value)
+
+
+def test_iceberg_section_is_refused_for_other_formats_and_accepted_for_iceberg(tmp_path):
+    from batchinfer.config import validate_data
+    from batchinfer.errors import ConfigError
+
+    good = {"table": "scores.churn", "catalog": {"type": "rest", "uri": "https://cat", "credential": "a:b"}}
+    cfg = validate_data(_iceberg_cfg(tmp_path, **good))
+    assert cfg.output.iceberg.table == "scores.churn" and cfg.output.iceberg.catalog["type"] == "rest"
+    other = _iceberg_cfg(tmp_path, **good)
+    other["output"]["format"] = "delta"
+    with pytest.raises(ConfigError, match="output.iceberg: is only read with output.format: iceberg"):
+        validate_data(other)
