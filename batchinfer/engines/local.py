@@ -22,6 +22,11 @@ attempt reach the driver, so the commit counts every row exactly once. Workers d
 driver: they ignore Ctrl-C (the driver stops them), exit when their pipe closes, and on Linux
 get SIGKILL when the driver process dies (``PR_SET_PDEATHSIG``).
 
+Messages between the driver and its workers use ``multiprocessing.connection`` over a socket
+pair the driver creates for each worker (pickled Python objects, as multiprocessing and Spark's
+own worker protocol do): only what this driver process sent is ever decoded, never anything from
+a config, a model or the data.
+
 Knobs: ``runtime.workers`` (default: usable cores // ``runtime.threads_per_task``, at most one
 per task), ``runtime.threads_per_task``, ``spark.conf["spark.task.maxFailures"]``.
 """
@@ -30,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import signal
 import sys
 import time
@@ -122,7 +126,7 @@ def worker_main(conn, parent: int, threads: int) -> None:
             conn.close()
             return
         if kind == "setup":
-            _, task_bytes, model_bytes, digest, path = message
+            _, task_bytes, model_bytes, digest, path = message  # task_bytes: the ScoringTask itself
             for entry in reversed(path):  # the driver's import path (a notebook's sys.path edits)
                 if entry not in sys.path:
                     sys.path.insert(0, entry)
@@ -132,45 +136,35 @@ def worker_main(conn, parent: int, threads: int) -> None:
                 continue
             _MODEL.clear()
             _MODEL[digest] = model_bytes
-            task = _loads(task_bytes).with_model(WorkerModel(digest))
+            task = task_bytes.with_model(WorkerModel(digest))
             continue
         _, index, attempt_no, rows = message
         try:
             result = task.run(rows, Attempt("local", index, attempt_no))
         except BaseException as exc:  # noqa: BLE001  (reported to the driver, which decides)
-            conn.send(("failed", index, attempt_no, _picklable(exc), _one_line(exc), traceback.format_exc()))
+            tb = traceback.format_exc()
+            try:
+                conn.send(("failed", index, attempt_no, exc, _one_line(exc), tb))
+            except Exception:  # an exception that does not pickle: its text is enough
+                conn.send(("failed", index, attempt_no, None, _one_line(exc), tb))
             continue
         conn.send(("done", index, attempt_no, result))
 
 
-def _dumps(obj) -> bytes:
+def _check_picklable(setup) -> None:
+    """The task program must pickle (it does unless a test seam is a closure): say so in one line."""
+    import pickle
+
     try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        # Closures (e.g. a notebook's session_factory): cloudpickle, as Spark does.
-        try:
-            import cloudpickle
-        except ImportError:
-            from pyspark import cloudpickle  # the copy pyspark ships; importing it starts no JVM
-        return b"C" + cloudpickle.dumps(obj)
+        pickle.dumps(setup[1], protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        from batchinfer.errors import ConfigError
 
-
-def _loads(data: bytes):
-    if data[:1] == b"C":
-        try:
-            import cloudpickle
-        except ImportError:
-            from pyspark import cloudpickle
-        return cloudpickle.loads(data[1:])
-    return pickle.loads(data)
-
-
-def _picklable(exc: BaseException):
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return None
+        raise ConfigError(
+            f"the embedded engine cannot send this task to its workers ({type(exc).__name__}: {exc})",
+            hint="pass module-level functions (not closures or lambdas) as session_factory, "
+            "or use runtime.engine: spark",
+        ) from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -399,7 +393,8 @@ class LocalEngine:
 
         digest = hashlib.sha256(task.model.value).hexdigest()
         path = [p for p in sys.path if p]
-        setup = ("setup", _dumps(task.with_model(None)), task.model.value, digest, path)
+        setup = ("setup", task.with_model(None), task.model.value, digest, path)
+        _check_picklable(setup)
         pending: list[tuple[int, int]] = [(i, 0) for i in range(len(task_rows))]
         pending.reverse()  # pop() from the end: task 0 first
         failures = [0] * len(task_rows)
