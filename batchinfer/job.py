@@ -216,13 +216,20 @@ class Job:
         manifest = ManifestBuilder(run_id, self.loaded, dry_run=dry_run)
         if attempt:
             manifest.extra["attempt"] = attempt
-        with timings.stage("plan", progress):
-            plan = self.plan()
-            # Everything `batchinfer validate` checks (expectations, drift profile, device) fails
-            # here, before Spark starts, not in a task after retries.
-            from batchinfer.commands import validate_extensions
+        from batchinfer import engines
 
-            validate_extensions(self, plan)
+        self._engine = engines.prestart(cfg, spark)  # embedded workers import while we plan
+        try:
+            with timings.stage("plan", progress):
+                plan = self.plan()
+                # Everything `batchinfer validate` checks (expectations, drift profile, device) fails
+                # here, before Spark starts, not in a task after retries.
+                from batchinfer.commands import validate_extensions
+
+                validate_extensions(self, plan)
+        except BaseException:
+            self._close_engine()
+            raise
         manifest.set_plan(plan)
         manifest.notes.extend(plan.notes)
         if hasattr(progress, "set_rows"):  # rows/s and ETA in the progress display
@@ -235,7 +242,11 @@ class Job:
             stage_table = OutputTable(scratch)
         else:
             stage_table = table
-            table.acquire_lock(run_id, cfg.job)
+            try:
+                table.acquire_lock(run_id, cfg.job)
+            except BaseException:
+                self._close_engine()
+                raise
         try:
             if not dry_run:
                 manifest.recovered = table.recover(current_run=run_id)
@@ -274,9 +285,7 @@ class Job:
                     pass
             raise
         finally:
-            engine, self._engine = getattr(self, "_engine", None), None
-            if engine is not None and hasattr(engine, "close"):  # the embedded engine's workers
-                engine.close()
+            self._close_engine()
             if not dry_run:
                 table.release_lock(run_id)
             elif scratch is not None and not keep_staging:
@@ -326,7 +335,9 @@ class Job:
         manifest.extra["engine"] = choice.to_dict()
         log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
         with timings.stage(engines.start_stage(choice), progress):
-            engine = self._engine = engines.start(choice, cfg, spark=spark, command_line_conf=self.spark_conf)
+            engine = self._engine = engines.start(
+                choice, cfg, spark=spark, command_line_conf=self.spark_conf, prestarted=self._engine
+            )
         session = engine.session  # None for the embedded engine
         manifest.spark = engine.describe(cfg, self.spark_conf)
         if session is not None and spark_mod.driver_log():  # Spark logs to a file: keep this run's part
@@ -583,6 +594,11 @@ class Job:
         doc = manifest.finish("succeeded", timings)
         path = self._write_records(table, run_id, doc, manifest)
         return JobResult("succeeded", run_id, doc, table.root.uri, path)
+
+    def _close_engine(self) -> None:
+        engine, self._engine = getattr(self, "_engine", None), None
+        if engine is not None and hasattr(engine, "close"):  # the embedded engine's workers
+            engine.close()
 
     def _attachments(self, manifest) -> dict[str, str]:
         """The run's files besides the manifest (GX results, drift counts), secrets redacted."""

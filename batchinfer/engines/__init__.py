@@ -70,8 +70,26 @@ def start_stage(choice: EngineChoice) -> str:
     return "engine_start" if choice.name == "local" else "spark_start"
 
 
-def start(choice: EngineChoice, config, *, spark=None, command_line_conf=None):
+def prestart(config, spark=None):
+    """The embedded engine's pool, started before planning (its workers import onnxruntime
+    meanwhile), when ``auto``/``local`` will pick it; else None. Never raises: a config problem
+    is reported by validation in its usual place."""
+    if spark is not None:
+        return None
+    try:
+        if resolve(config).name != "local":
+            return None
+        from batchinfer.engines.local import LocalEngine
+
+        return LocalEngine.start(config)
+    except Exception:
+        return None
+
+
+def start(choice: EngineChoice, config, *, spark=None, command_line_conf=None, prestarted=None):
     """The engine object for ``choice`` (starts Spark for the Spark engines unless ``spark`` is given)."""
+    if prestarted is not None and getattr(prestarted, "name", None) == choice.name:
+        return prestarted
     if choice.name == "spark":
         from batchinfer.engines.spark import SparkEngine
 

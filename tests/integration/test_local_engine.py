@@ -270,8 +270,9 @@ def test_arrow_distinct_counts_equal_the_spark_aggregation(spark):
         assert len(ours[c]["duplicate_sample"]) == len(theirs[c]["duplicate_sample"]), c
 
 
-def test_workers_die_with_a_killed_driver(ws, tmp_path):
-    """SIGKILL only the driver while a worker is mid-task: the worker does not outlive it."""
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_workers_die_with_a_killed_or_interrupted_driver(ws, tmp_path, sig):
+    """SIGKILL (or Ctrl-C) only the driver while a worker is mid-task: no worker outlives it."""
     import signal
     import time
 
@@ -301,8 +302,8 @@ def test_workers_die_with_a_killed_driver(ws, tmp_path):
         step, worker = marker.read_text().split()
         worker = int(worker)
         assert step == "scoring" and worker != driver.pid
-        os.kill(driver.pid, signal.SIGKILL)  # the driver only, not its process group
-        driver.wait()
+        os.kill(driver.pid, getattr(signal, sig))  # the driver only, not its process group
+        driver.wait(timeout=120)
         deadline = time.monotonic() + 60
         while _alive(worker) and time.monotonic() < deadline:
             time.sleep(0.1)
