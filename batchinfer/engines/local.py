@@ -335,6 +335,9 @@ class LocalEngine:
         """Stop every worker (idempotent); called after the run and on Ctrl-C / errors."""
         workers, self._workers = self._workers, []
         for w in workers:
+            if w.task is not None:  # mid-task (Ctrl-C, another task's error): its attempt is void
+                w.process.kill()
+                continue
             try:
                 w.conn.send(("stop",))
             except Exception:
