@@ -346,6 +346,7 @@ def cmd_validate(args) -> int:
             f"({len(plan.spec.inputs)} inputs → {len(plan.spec.outputs)} outputs)"
         )
         print(f"engine: {choice.name} ({choice.reason})")
+        print(f"batches: {plan.batch_policy.describe()}")
     from batchinfer.io.storage import plain_parquet_warning
 
     if job.config.output.format == "parquet" and plain_parquet_warning(job.config.output.path):

@@ -270,7 +270,12 @@ class RuntimeConfig(_Strict):
     # Which engine schedules the tasks (batchinfer/engines): auto resolves from spark.remote,
     # SPARK_REMOTE, spark-submit and spark.master; `batchinfer validate` says what it chose and why.
     engine: Literal["auto", "spark", "spark-connect", "local"] = "auto"
-    batch_rows: int = Field(default=10_000, ge=1, le=10_000_000)
+    # auto: each worker measures its model's memory per row and sizes batches (at most 10,000
+    # rows) to worker_memory (scoring/batch_size.py); a number: that many rows per call.
+    batch_rows: Literal["auto"] | Annotated[int, Field(ge=1, le=10_000_000)] = "auto"
+    # Memory one scoring worker may use with batch_rows auto: "4g", "512m", a number of bytes, or
+    # auto (the executor's memory / its task slots; see scoring/batch_size.py default_worker_memory).
+    worker_memory: str | int | None = None
     threads_per_task: int = Field(default=1, ge=1, le=256)
     # Embedded engine only: worker processes (default: usable cores // threads_per_task).
     workers: int | None = Field(default=None, ge=1, le=1024)
@@ -287,6 +292,37 @@ class RuntimeConfig(_Strict):
     dry_run: bool = False
     # A model card's canary batch over budget on a worker (other CPU/GPU/build): fail (exit 4) or warn.
     on_canary_mismatch: Literal["fail", "warn"] = "fail"
+
+    @field_validator("batch_rows", mode="before")
+    @classmethod
+    def _batch_rows(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        rows = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            rows = value
+        elif isinstance(value, float) and value.is_integer():
+            rows = int(value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            rows = int(value.strip())
+        if rows is None or not 1 <= rows <= 10_000_000:
+            raise ValueError("must be auto or a whole number of rows from 1 to 10,000,000")
+        return rows
+
+    @field_validator("worker_memory", mode="before")
+    @classmethod
+    def _worker_memory(cls, value: Any) -> Any:
+        from batchinfer.scoring.batch_size import MIN_WORKER_MEMORY, format_memory, parse_memory
+
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        try:
+            size = parse_memory(value)
+        except ValueError:
+            raise ValueError("expected a memory size such as 4g or 512m, or auto") from None
+        if size < MIN_WORKER_MEMORY:
+            raise ValueError(f"must be at least {format_memory(MIN_WORKER_MEMORY)}")
+        return value
 
 
 class SparkConfig(_Strict):

@@ -153,8 +153,9 @@ def run_demo(base: str | Path = "demo", *, rows: int = 240_000, as_json: bool = 
     if as_json:
         print(json.dumps(result.manifest, indent=2, default=str))
     else:
-        from batchinfer.cli import _print_checks
+        from batchinfer.cli import _print_checks, _print_report_location
 
         _print_checks(result.manifest)
         print(summary_text(result.manifest))
+        _print_report_location(result)  # as `batchinfer run` does: the page to open next
     return 0

@@ -340,6 +340,10 @@ class Job:
             )
         session = engine.session  # None for the embedded engine
         manifest.spark = engine.describe(cfg, self.spark_conf)
+        from batchinfer.scoring.batch_size import policy_for_session
+
+        # batch_rows auto: the workers' memory budget from the engine's real settings.
+        manifest.extra["batching"] = policy_for_session(plan, session, engine=choice.name).to_dict()
         if session is not None and spark_mod.driver_log():  # Spark logs to a file: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (

@@ -57,6 +57,10 @@ class ScoringSpec:
     fill_value: float
     # GPU executors (docs/gpu.md); defaults keep a CPU spec unchanged.
     gpu_batch_rows: int | None = None
+    # runtime.batch_rows: auto (scoring/batch_size.py): batch_rows is then the most rows per call,
+    # and each worker sizes its calls to worker_memory bytes.
+    batch_auto: bool = False
+    worker_memory: int | None = None
     tensorrt: bool = False
     trt_cache_dir: str | None = None
     # Opt-in custom hooks, "module:function" names imported on the executors (scoring/custom.py).
@@ -93,6 +97,16 @@ class JobPlan:
     spec: ScoringSpec
     notes: list[str] = field(default_factory=list)
     card: dict | None = None  # the model card, when the config points at one
+    batching: object = None  # scoring.batch_size.BatchPolicy: runtime.batch_rows / worker_memory
+
+    @property
+    def batch_policy(self):
+        """What the workers do about batch sizes (a model card may have pinned a fixed size)."""
+        from batchinfer.scoring.batch_size import BatchPolicy
+
+        if self.spec.batch_auto and self.batching is not None:
+            return self.batching
+        return BatchPolicy(auto=False, max_rows=self.spec.batch_rows)
 
     @property
     def output_columns(self) -> list[str]:
@@ -114,6 +128,7 @@ class JobPlan:
             "outputs": {  # by output column: several columns may derive from one ONNX output
                 o.column: {"output": o.name, "mode": o.mode, "type": o.arrow_type} for o in self.spec.outputs
             },
+            "batching": {**self.batch_policy.to_dict(), "description": self.batch_policy.describe()},
         }
 
 
@@ -437,12 +452,22 @@ def build_plan(config: JobConfig, model: ModelArtifact, selection: InputSelectio
             hint="fix the column names/types in the config, or the data upstream",
         )
 
+    from batchinfer.scoring.batch_size import batch_policy
+    from batchinfer.spark import launched_by_spark_submit, session_conf
+
+    # The Spark settings the config gives (batchinfer's local defaults included); the job re-reads
+    # them from the running session (scoring/batch_size.py policy_for_session).
+    master = config.spark.master or (None if launched_by_spark_submit() else "local[*]")
+    engine = "local" if config.runtime.engine == "local" else "spark"
+    policy = batch_policy(config.runtime, session_conf(config), master, engine=engine)
     spec = ScoringSpec(
         model_sha256=model.sha256,
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         passthrough=tuple(config.input.passthrough),
-        batch_rows=config.runtime.batch_rows,
+        batch_rows=policy.max_rows,
+        batch_auto=policy.auto,
+        worker_memory=policy.worker_memory,
         threads_per_task=config.runtime.threads_per_task,
         device=config.runtime.device,
         gpu_batch_rows=config.runtime.gpu_batch_rows,
@@ -454,7 +479,7 @@ def build_plan(config: JobConfig, model: ModelArtifact, selection: InputSelectio
         postprocess=config.model.postprocess,
     )
     _check_custom_hooks(config)
-    return JobPlan(config=config, model=model, selection=selection, spec=spec)
+    return JobPlan(config=config, model=model, selection=selection, spec=spec, batching=policy)
 
 
 def _check_custom_hooks(config: JobConfig) -> None:

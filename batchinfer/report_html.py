@@ -75,18 +75,37 @@ def _partition_label(part: dict | str) -> str:
 
 
 def _partitions(manifest: dict) -> list[dict]:
-    """Rows in / out per partition (input: the plan's footers; output: what was committed or staged)."""
+    """Rows in / out / quarantined per partition.
+
+    In: the plan's footers; out: what was committed (or staged by a dry run); quarantined: the
+    quarantine files the run staged (``None`` throughout when the run had no quarantine).
+    """
     inp = manifest.get("input") or {}
     out = manifest.get("output") or {}
+    quarantine = (manifest.get("checks") or {}).get("quarantine")
     rows_in = {_norm(k): v for k, v in (inp.get("rows_by_partition") or {}).items()}
     rows_out = {_norm(k): v for k, v in (out.get("rows_by_partition") or {}).items()}
+    by_q = (quarantine or {}).get("rows_by_partition")
+    rows_q = {_norm(k): v for k, v in by_q.items()} if isinstance(by_q, dict) else None
     labels = [_partition_label(p) for p in inp.get("partitions") or []]
-    labels += [k for k in [*rows_in, *rows_out] if k not in labels]
-    return [{"partition": k, "rows_in": rows_in.get(k), "rows_out": rows_out.get(k)} for k in labels]
+    labels += [k for k in [*rows_in, *rows_out, *(rows_q or {})] if k not in labels]
+    return [
+        {
+            "partition": k,
+            "rows_in": rows_in.get(k),
+            "rows_out": rows_out.get(k),
+            # A partition without quarantine files had no quarantined rows.
+            "rows_quarantined": None if rows_q is None else rows_q.get(k, 0),
+        }
+        for k in labels
+    ]
 
 
 def _norm(label: str) -> str:
-    return "(unpartitioned)" if label in ("", "(all)") else label
+    from urllib.parse import unquote
+
+    # Output directories are Hive-escaped (ds=a%2Fb); the input's labels are the unescaped values.
+    return "(unpartitioned)" if label in ("", "(all)") else unquote(label)
 
 
 def _why(manifest: dict) -> str:
@@ -258,7 +277,7 @@ def _model(manifest: dict) -> list[tuple[str, str]]:
 
 def _engine(manifest: dict) -> list[tuple[str, str]]:
     out = [(k, _fmt(v)) for k, v in (manifest.get("spark") or {}).items()]
-    for key in ("engine", "reader", "writer"):
+    for key in ("engine", "reader", "writer", "batching"):
         if manifest.get(key):
             out.append((key, _fmt(manifest[key])))
     if manifest.get("providers"):
@@ -537,10 +556,23 @@ def cmd_report(args) -> int:
     target = _write_page(page, args.out, location, default)
     print(target)
     if args.open:
+        import sys
         import webbrowser
 
-        webbrowser.open(target if "://" in target else "file://" + target)
+        from batchinfer.io.filesystem import resolve
+
+        loc = resolve(target)
+        url = _file_url(loc.path) if loc.is_local else target
+        # webbrowser honours $BROWSER; False when no browser could be started (a headless server).
+        if not webbrowser.open(url):
+            print(f"report: no browser could be started to open {url}; open it yourself", file=sys.stderr)
     return 0
+
+
+def _file_url(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).resolve().as_uri()
 
 
 def _write_page(page: str, out: str | None, run_location: str | None, default_name: str | None) -> str:

@@ -70,7 +70,12 @@ def local_cluster_spark_home(spark_home: str | None = None, *, worker_dir: str |
 def session_conf(config: JobConfig) -> dict[str, str]:
     conf = dict(DEFAULT_CONF)
     # Bound the Arrow batches handed to Python workers: memory stays flat however large a partition is.
-    conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(config.runtime.batch_rows)
+    rows = config.runtime.batch_rows
+    if rows == "auto":  # the workers cut these batches by memory (scoring/batch_size.py)
+        from batchinfer.scoring.batch_size import DEFAULT_MAX_ROWS
+
+        rows = DEFAULT_MAX_ROWS
+    conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(rows)
     master = config.spark.master or "local[*]"
     if master.startswith("local") and not launched_by_spark_submit():
         # Embedded Spark runs everything in the driver JVM, whose default heap (1g) is too small to

@@ -157,6 +157,26 @@ def quarantine_outcome(n_total: int, n_quarantined: int, max_fraction: float) ->
     )
 
 
+def rows_by_partition(files: Sequence[tuple[str, int]]) -> dict[str, int]:
+    """Quarantined rows per partition, from (path relative to the table, rows) per written file.
+
+    The partition is the file's Hive directory (``ds=2026-11-28``, values unescaped, as the input's
+    partitions are labelled); a file at the top of the table counts under ``(all)``.
+
+    >>> rows_by_partition([("ds=2026-11-28/part-0.parquet", 3), ("ds=2026-11-28/part-1.parquet", 1),
+    ...                    ("ds=2026-11-27/part-0.parquet", 0), ("part-0.parquet", 2)])
+    {'ds=2026-11-27': 0, 'ds=2026-11-28': 4, '(all)': 2}
+    """
+    from urllib.parse import unquote
+
+    out: dict[str, int] = {}
+    for rel, rows in files:
+        parent = rel.rpartition("/")[0]
+        label = "/".join(unquote(seg) for seg in parent.split("/") if "=" in seg) or "(all)"
+        out[label] = out.get(label, 0) + int(rows)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] == "(all)", kv[0])))
+
+
 def _row_level_specs(specs: Sequence[ExpectationSpec | dict]) -> list[ExpectationSpec]:
     from pydantic import ValidationError
 

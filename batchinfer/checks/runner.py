@@ -143,6 +143,7 @@ def run_input_checks(spark, df, plan, *, run_id: str, quarantine_table=None) -> 
                     writer = writer.partitionBy(*keep)
             writer.parquet(quarantine_table.staging(run_id).uri)
         bad.unpersist()
+        by_partition = _staged_rows_by_partition(quarantine_table, run_id) if n_bad else {}
         outcome = quarantine_outcome(total, n_bad, config.quarantine.max_fraction)
         result.outcomes.append(outcome)
         result.summary["quarantine"] = {
@@ -152,6 +153,8 @@ def run_input_checks(spark, df, plan, *, run_id: str, quarantine_table=None) -> 
             "max_fraction": config.quarantine.max_fraction,
             "path": config.quarantine.path,
         }
+        if by_partition is not None:
+            result.summary["quarantine"]["rows_by_partition"] = by_partition
         result.seconds["quarantine"] = round(time.perf_counter() - t0, 3)
         df = clean
 
@@ -290,3 +293,20 @@ def validate_checks(job, plan) -> None:
             problems.append(("drift.reference", getattr(exc, "message", str(exc))))
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in checks", problems=problems)
+
+
+def _staged_rows_by_partition(quarantine_table, run_id: str) -> dict[str, int] | None:
+    """Quarantined rows per partition, from the footers of the files Spark just staged (no Spark job)."""
+    if quarantine_table is None:
+        return None
+    import pyarrow.parquet as pq
+
+    from batchinfer.checks.quarantine import rows_by_partition
+
+    fs = quarantine_table.root.fs
+    files = [
+        (f"{rel}/{fi.base_name}" if rel else fi.base_name, pq.read_metadata(fi.path, filesystem=fs).num_rows)
+        for rel, infos in quarantine_table.staged_units(run_id, []).items()
+        for fi in infos
+    ]
+    return rows_by_partition(files)

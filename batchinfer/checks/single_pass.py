@@ -350,7 +350,7 @@ def decide(
     totals = {k: sum(s[k] for s in states) for k in (_ROWS_IN, _ROWS_OUT, _ROWS_QUARANTINED)}
     pass_plan.in_task_seconds = round(sum(s.get(_SECONDS, 0.0) for s in states), 3)
     if pass_plan.checks.quarantines:
-        from batchinfer.checks.quarantine import quarantine_outcome
+        from batchinfer.checks.quarantine import quarantine_outcome, rows_by_partition
 
         reasons: dict = {}
         for s in states:
@@ -369,6 +369,10 @@ def decide(
             "max_fraction": config.quarantine.max_fraction,
             "path": config.quarantine.path,
             "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:50]),
+            # The successful attempts' quarantine files, under their Hive partition directories.
+            "rows_by_partition": rows_by_partition(
+                [(r["file"].partition("/")[2], r["rows"]) for r in written_rows if _kind(r) == "quarantine"]
+            ),
             "computed_in": "scoring tasks",
         }
         stages.append(st)

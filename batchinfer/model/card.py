@@ -214,6 +214,7 @@ def apply_card(plan, card: dict | None):
         )
         if verified and "batch_rows" not in runtime.model_fields_set:
             changes["batch_rows"] = int(verified)
+            changes["batch_auto"] = False  # a batch-dependent model's scores depend on the cut
             note += f"; runtime.batch_rows pinned to the verified {verified}"
         elif verified and runtime.batch_rows != verified:
             note += f"; runtime.batch_rows {runtime.batch_rows} is not the verified {verified}"

@@ -45,6 +45,8 @@ def _merge_stats(a: dict, b: dict) -> dict:
             merged.extend(x for x in info.get(name, []) if x not in merged)
         if info.get("peak_rss_mb"):
             cur["peak_rss_mb"] = max(cur.get("peak_rss_mb", 0), info["peak_rss_mb"])
+        if info.get("batch_memory"):  # batch_rows auto: the worker's latest estimate and size
+            cur["batch_memory"] = info["batch_memory"]
         if info.get("canary"):  # one per session: the same result reported by each of its tasks
             cur["canary"] = info["canary"]
         for name in ("executable", "python_version", "onnxruntime_version"):  # which Python ran
@@ -212,6 +214,14 @@ def make_scorer(
         def run(feeds):
             return handle.session.run(output_names, feeds)
 
+        sizer = None
+        if spec.batch_auto:  # batch_rows auto: calls sized to the worker's memory (scoring/batch_size.py)
+            from batchinfer.scoring import batch_size
+
+            cuda = devices.uses_cuda(handle.providers)  # GPU memory is not RSS: shrink on failure only
+            sizer = batch_size.worker_sizer(digest, None if cuda else spec.worker_memory, run_spec.batch_rows)
+            run = sizer.bind(handle.session, output_names)
+
         for batch in batches:
             t0 = time.perf_counter()
             rows += batch.num_rows
@@ -238,11 +248,13 @@ def make_scorer(
                     "rows": rows,
                     "batches": batches_seen,
                     "score_s": spent,
-                    "warnings": warnings,
+                    "warnings": warnings + ([sizer.warning] if sizer is not None and sizer.warning else []),
                     "requested_providers": choice.requested,
                     "gpu_addresses": list(choice.gpu_addresses),
                     "device_ids": [] if choice.device_id is None else [choice.device_id],
-                    "batch_rows": [run_spec.batch_rows],
+                    # auto: the size this worker chose (none yet when its tasks were all tiny)
+                    "batch_rows": [run_spec.batch_rows] if sizer is None else [r for r in [sizer.rows] if r],
+                    **({"batch_memory": sizer.summary()} if sizer is not None else {}),
                     "peak_rss_mb": _peak_rss_mb(),
                     **({"canary": _canary_summary(canary)} if canary is not None else {}),
                     **_worker_runtime(),

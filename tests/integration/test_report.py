@@ -292,3 +292,110 @@ def test_cli_run_summary_points_at_the_report(spark, runs, tmp_path, capsys):
     page = line.split()[-1]
     assert page.endswith("/report.html") and "succeeded" in open(page).read()
     assert len(out.splitlines()) <= 24  # the end-of-run summary fits one screen
+
+
+# ------------------------------------------------------------------- quarantine per partition
+@pytest.mark.parametrize("writer", ["pyarrow", "spark"])  # single pass in the task | Spark's split
+def test_report_shows_rows_in_out_and_quarantined_per_partition(spark, tmp_path, writer):
+    def bad_rows(count):
+        def extra(n, rng):
+            f1 = rng.normal(size=n).astype(np.float32)
+            f1[:count] = np.nan
+            return {"f1": f1}
+
+        return extra
+
+    data = tmp_path / "ev"
+    write_partitioned(data, days=("2026-11-27",), files_per_day=1, rows_per_file=400, extra=bad_rows(3))
+    write_partitioned(data, days=("2026-11-28",), files_per_day=1, rows_per_file=300, extra=bad_rows(0))
+    write_partitioned(data, days=("2026-11-29",), files_per_day=1, rows_per_file=200, extra=bad_rows(5))
+    model, _ = models.linear_classifier(tmp_path / "m.onnx", 4)
+    cfg = job_config(
+        data,
+        model,
+        tmp_path / "out",
+        features=FEATURES,
+        quarantine={"enabled": True, "path": str(tmp_path / "q"), "max_fraction": 0.05},
+        input={"invalid_features": "quarantine"},
+        output={"writer": writer},
+    )
+    result = Job.from_config(cfg).run(spark=spark)
+    q = result.manifest["checks"]["quarantine"]
+    assert q["rows_by_partition"] == {"ds=2026-11-27": 3, "ds=2026-11-29": 5}  # no file: none quarantined
+    assert sum(q["rows_by_partition"].values()) == q["rows_quarantined"] == 8
+    page = (tmp_path / "out" / "_batchinfer" / "runs" / result.run_id / "report.html").read_text()
+    assert _table(page, "bi-partitions") == [
+        ["partition", "rows in", "rows out", "quarantined"],
+        ["ds=2026-11-27", "400", "397", "3"],
+        ["ds=2026-11-28", "300", "300", "0"],
+        ["ds=2026-11-29", "200", "195", "5"],
+    ]
+
+
+def test_report_without_quarantine_has_no_quarantined_column(runs):
+    page = (runs["ok_dir"] / "report.html").read_text()
+    assert _table(page, "bi-partitions")[0] == ["partition", "rows in", "rows out"]
+
+
+# ------------------------------------------------------------------------------ report --open
+def _cli(*args, env):
+    """The installed `batchinfer` command in a child process (webbrowser reads $BROWSER there)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "batchinfer"
+    cmd = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "import sys; from batchinfer.cli import main; sys.exit(main())"]
+    )
+    return subprocess.run(
+        [*cmd, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_cli_report_open_hands_the_written_page_to_the_browser(runs, tmp_path):
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{opened}"\n')
+    browser.chmod(0o755)
+    target = tmp_path / "pages" / "ok.html"
+    proc = _cli(
+        "report",
+        str(runs["out"]),
+        "--run",
+        runs["ok"].run_id,
+        "--out",
+        str(target),
+        "--open",
+        env={"BROWSER": str(browser)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(target)
+    assert opened.read_text().splitlines() == [target.as_uri()]  # the page just written, once
+    assert runs["ok"].run_id in target.read_text()
+    # No browser to start (the command fails): the page is still written, and the user is told.
+    failing = tmp_path / "no-browser.sh"
+    failing.write_text("#!/bin/sh\nexit 3\n")
+    failing.chmod(0o755)
+    proc = _cli("report", str(runs["ok_dir"]), "--open", env={"BROWSER": str(failing)})
+    assert proc.returncode == 0, proc.stderr
+    assert "no browser could be started to open file://" in proc.stderr
+    assert (runs["ok_dir"] / "report.html").exists() and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------- demo
+def test_demo_summary_points_at_the_report(spark, tmp_path, capsys):
+    from batchinfer.demo import N_FEATURES
+
+    # The demo trains its MLP only when the model is missing: a linear one keeps this test cheap.
+    models.linear_classifier(tmp_path / "demo" / "models" / "churn.onnx", N_FEATURES)
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--rows", "3000"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("  report "))
+    page = line.split()[-1]
+    runs_dir = tmp_path / "demo" / "output" / "churn_scores" / "_batchinfer" / "runs"
+    (run_dir,) = runs_dir.iterdir()
+    assert page == str(run_dir / "report.html") and run_dir.name in open(page).read()

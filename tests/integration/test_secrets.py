@@ -51,7 +51,7 @@ def ws(tmp_path_factory):
         ("input.partitions", 3, "batchinfer: input error: partition ds=*** not found under"),
         ("input.path", 3, "/***/events"),
         ("model.path", 4, "batchinfer: model error: model file "),
-        ("runtime.batch_rows", 2, "runtime.batch_rows: Input should be a valid integer"),
+        ("runtime.batch_rows", 2, "runtime.batch_rows: must be auto or a whole number of rows"),
     ],
 )
 def test_a_secret_in_a_plan_time_error_is_redacted(ws, tmp_path, where, exit_code, message):

@@ -157,3 +157,29 @@ def sklearn_multiclass(path, n_features: int = 4, n_classes: int = 4, seed: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(onx.SerializeToString())
     return path
+
+
+def wide_activation_model(path, n_features: int = 64, width: int = 65536) -> Path:
+    """score = mean((sum of the features) × w) with w = linspace(0, 1, width): an [N, width] float32
+    intermediate (width × 4 bytes per row, 256 KiB at the default), cheap to compute.
+
+    The score equals ``0.5 × sum(x)`` up to float rounding: a memory-hungry model whose answer
+    is known.
+    """
+    w = numpy_helper.from_array(np.linspace(0, 1, width, dtype=np.float32).reshape(1, width), "W")
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("ReduceSum", ["input", "axes"], ["total"], keepdims=1),
+        helper.make_node("Mul", ["total", "W"], ["wide"]),  # [N, 1] × [1, width] → [N, width]
+        helper.make_node("ReduceMean", ["wide"], ["score"], axes=[1], keepdims=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "wide_activation",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_features])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
+        initializer=[w, axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tests")
+    model.ir_version = 8
+    return _save(model, path)

@@ -36,7 +36,7 @@ def test_valid_config_loads_with_defaults(base):
     assert cfg.job == "churn-daily"
     assert cfg.input.partitions == {"ds": "2026-11-28"}  # a YAML date stays a partition string
     assert cfg.output.mode == "overwrite_partitions"
-    assert cfg.runtime.batch_rows == 10_000
+    assert cfg.runtime.batch_rows == "auto"  # sized per worker to runtime.worker_memory
     assert len(cfg.digest()) == 64
 
 
