@@ -329,10 +329,15 @@ def cmd_validate(args) -> int:
     from batchinfer.commands import validate_extensions
 
     validate_extensions(job, plan)
+    from batchinfer import engines
+
+    choice = engines.resolve(job.config)  # what `run` would use (no session passed in)
     if args.json:
         from batchinfer.redaction import REDACTOR
 
-        print(json.dumps(REDACTOR.data(plan.summary()), indent=2, default=str))
+        print(
+            json.dumps(REDACTOR.data({**plan.summary(), "engine": choice.to_dict()}), indent=2, default=str)
+        )
     else:
         sel = plan.selection
         print(
@@ -340,6 +345,7 @@ def cmd_validate(args) -> int:
             f"({len(sel.partitions)} partitions); model {plan.model.sha256[:12]} "
             f"({len(plan.spec.inputs)} inputs → {len(plan.spec.outputs)} outputs)"
         )
+        print(f"engine: {choice.name} ({choice.reason})")
         print(f"batches: {plan.batch_policy.describe()}")
     from batchinfer.io.storage import plain_parquet_warning
 

@@ -42,7 +42,15 @@ def _validate_device(job, plan) -> None:
         raise DeviceError(problem, hint="executors use the same environment as the driver; see docs/gpu.md")
 
 
-VALIDATORS: list[Callable] = [_validate_checks, _validate_device]
+def _validate_engine(job, plan) -> None:
+    """runtime.engine: local with a Spark-only setting (runtime.reader / output.writer: spark)."""
+    if job.config.runtime.engine == "local":
+        from batchinfer.engines.local import check_config
+
+        check_config(job.config)
+
+
+VALIDATORS: list[Callable] = [_validate_engine, _validate_checks, _validate_device]
 
 
 def validate_extensions(job, plan) -> None:

@@ -277,6 +277,8 @@ class RuntimeConfig(_Strict):
     # auto (the executor's memory / its task slots; see scoring/batch_size.py default_worker_memory).
     worker_memory: str | int | None = None
     threads_per_task: int = Field(default=1, ge=1, le=256)
+    # Embedded engine only: worker processes (default: usable cores // threads_per_task).
+    workers: int | None = Field(default=None, ge=1, le=1024)
     # Must be true for model.preprocess / model.postprocess hooks to be allowed.
     allow_custom_code: bool = False
     device: Literal["auto", "cpu", "gpu"] = "cpu"

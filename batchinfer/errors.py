@@ -122,6 +122,20 @@ class DeviceError(BatchInferError, RuntimeError):
     kind = "device"
 
 
+class TaskFailedError(BatchInferError, RuntimeError):
+    """A scoring task failed on every attempt the engine allows (``spark.task.maxFailures``).
+
+    Not deterministic as far as batchinfer can tell (a crash, a killed worker): exit 1, safe to retry.
+    ``detail`` keeps the last attempt's traceback for the log, never the console.
+    """
+
+    kind = "task"
+
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None) -> None:
+        self.detail = detail
+        super().__init__(message, hint=hint)
+
+
 def error_from_dict(info: dict) -> BatchInferError:
     """Rebuild a typed error from :meth:`BatchInferError.to_dict` (e.g. one a Spark task reported)."""
     classes = {c.__name__: c for c in _subclasses(BatchInferError)}

@@ -12,6 +12,10 @@ They exist so the reliability tests (``tests/integration/test_faults.py``, docum
     worker). Only meaningful on a cluster (``local-cluster[...]``); in ``local[N]`` mode the
     "executor" is the driver JVM, so the switch does nothing there. Pass it to executors with
     ``spark.executorEnv.BATCHINFER_TEST_KILL_EXECUTOR``.
+``BATCHINFER_TEST_KILL_WORKER=<partition ids>``
+    embedded engine (``runtime.engine: local``): on its first attempt, a scoring task of one of
+    those task indexes SIGKILLs its own worker process mid-task, after its first batch was scored
+    and written (the attempt leaves files behind). Workers inherit the driver's environment.
 ``BATCHINFER_TEST_PAUSE_AT=<step>[,<step>...]`` and ``BATCHINFER_TEST_PAUSE_FILE=<path>``
     at each named step the process writes the step name to ``<path>`` and waits while that file
     exists (at most 10 minutes), so a test can SIGKILL it there, or delete the file to let it go
@@ -33,6 +37,7 @@ import time
 
 FAIL_FIRST_ATTEMPT_ENV = "BATCHINFER_TEST_FAIL_FIRST_ATTEMPT"
 KILL_EXECUTOR_ENV = "BATCHINFER_TEST_KILL_EXECUTOR"
+KILL_WORKER_ENV = "BATCHINFER_TEST_KILL_WORKER"
 PAUSE_AT_ENV = "BATCHINFER_TEST_PAUSE_AT"
 PAUSE_FILE_ENV = "BATCHINFER_TEST_PAUSE_FILE"
 CRASH_ONCE_ENV = "BATCHINFER_TEST_CRASH_ONCE"
@@ -97,6 +102,15 @@ def maybe_kill_executor(partition_id: int, attempt: int) -> None:
         os.kill(jvm, signal.SIGKILL)
         time.sleep(5)  # let the executor's death, not this worker's exit, be what Spark sees
         os._exit(1)
+
+
+def maybe_kill_worker(attempt) -> None:
+    """The ``BATCHINFER_TEST_KILL_WORKER`` switch: SIGKILL this embedded-engine worker."""
+    spec = os.environ.get(KILL_WORKER_ENV)
+    if not spec or attempt is None or attempt.stage != "local" or attempt.attempt != 0:
+        return
+    if attempt.partition in {int(p) for p in spec.split(",") if p.strip()}:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def crash_once() -> None:

@@ -216,13 +216,20 @@ class Job:
         manifest = ManifestBuilder(run_id, self.loaded, dry_run=dry_run)
         if attempt:
             manifest.extra["attempt"] = attempt
-        with timings.stage("plan", progress):
-            plan = self.plan()
-            # Everything `batchinfer validate` checks (expectations, drift profile, device) fails
-            # here, before Spark starts, not in a task after retries.
-            from batchinfer.commands import validate_extensions
+        from batchinfer import engines
 
-            validate_extensions(self, plan)
+        self._engine = engines.prestart(cfg, spark)  # embedded workers import while we plan
+        try:
+            with timings.stage("plan", progress):
+                plan = self.plan()
+                # Everything `batchinfer validate` checks (expectations, drift profile, device) fails
+                # here, before Spark starts, not in a task after retries.
+                from batchinfer.commands import validate_extensions
+
+                validate_extensions(self, plan)
+        except BaseException:
+            self._close_engine()
+            raise
         manifest.set_plan(plan)
         manifest.notes.extend(plan.notes)
         if hasattr(progress, "set_rows"):  # rows/s and ETA in the progress display
@@ -235,7 +242,11 @@ class Job:
             stage_table = OutputTable(scratch)
         else:
             stage_table = table
-            table.acquire_lock(run_id, cfg.job)
+            try:
+                table.acquire_lock(run_id, cfg.job)
+            except BaseException:
+                self._close_engine()
+                raise
         try:
             if not dry_run:
                 manifest.recovered = table.recover(current_run=run_id)
@@ -274,6 +285,7 @@ class Job:
                     pass
             raise
         finally:
+            self._close_engine()
             from batchinfer import engines
 
             engines.finish()
@@ -325,15 +337,17 @@ class Job:
         choice = engines.resolve(cfg, spark)
         manifest.extra["engine"] = choice.to_dict()
         log_offset = spark_mod.driver_log_size()  # 0 for a new session: its start-up is logged too
-        with timings.stage("spark_start", progress):
-            engine = engines.start(choice, cfg, spark=spark, command_line_conf=self.spark_conf)
+        with timings.stage(engines.start_stage(choice), progress):
+            engine = self._engine = engines.start(
+                choice, cfg, spark=spark, command_line_conf=self.spark_conf, prestarted=self._engine
+            )
         session = engine.session  # None for the embedded engine
         manifest.spark = engine.describe(cfg, self.spark_conf)
         from batchinfer.scoring.batch_size import policy_for_session
 
         # batch_rows auto: the workers' memory budget from the engine's real settings.
         manifest.extra["batching"] = policy_for_session(plan, session, engine=choice.name).to_dict()
-        if spark_mod.driver_log():  # Spark logs to a file, not the console: keep this run's part
+        if session is not None and spark_mod.driver_log():  # Spark logs to a file: keep this run's part
             manifest.spark_log_offset = log_offset
             manifest.extra["spark_log"] = (
                 spark_mod.driver_log() if dry_run else table.run_dir(run_id).join("spark.log").uri
@@ -518,7 +532,11 @@ class Job:
                     written,
                     plan,
                     staging_uri=staging.uri,
-                    read_input=lambda: _clean_input(session, plan, sample_fraction),
+                    read_input=lambda: (
+                        _clean_input(session, plan, sample_fraction)
+                        if session is not None
+                        else single_pass.clean_input_frame(plan, one_pass.checks, sample_fraction)
+                    ),
                 )
             for stage in stages:
                 outcomes.extend(stage.outcomes)
@@ -583,6 +601,11 @@ class Job:
         doc = manifest.finish("succeeded", timings)
         path = self._write_records(table, run_id, doc, manifest)
         return JobResult("succeeded", run_id, doc, table.root.uri, path)
+
+    def _close_engine(self) -> None:
+        engine, self._engine = getattr(self, "_engine", None), None
+        if engine is not None and hasattr(engine, "close"):  # the embedded engine's workers
+            engine.close()
 
     def _attachments(self, manifest) -> dict[str, str]:
         """The run's files besides the manifest (GX results, drift counts), secrets redacted."""
@@ -706,11 +729,18 @@ def run_job(
     spark=None,
     dry_run: bool | None = None,
     sample_fraction: float | None = None,
+    engine: str | None = None,
 ) -> JobResult:
     """Load a job config (path, mapping or JobConfig) and run it.
 
+    ``engine`` sets ``runtime.engine`` (``"local"``, ``"spark"``, ``"spark-connect"``, ``"auto"``);
+    ``spark`` passes a session in (its kind then decides under ``auto``).
+
     >>> result = run_job("conf/demo.yaml", dry_run=True, sample_fraction=0.05)  # doctest: +SKIP
+    >>> result = run_job("conf/demo.yaml", engine="local")  # doctest: +SKIP
     """
+    if engine is not None:
+        overrides = [*overrides, f"runtime.engine={engine}"]
     if isinstance(config, (str, Path)):
         job = Job.from_yaml(config, overrides=overrides, env=env)
     else:

@@ -130,7 +130,7 @@ def plan_per_row_udf(ctx: Context) -> Invocation:
 
 
 # Manifest timing keys taken as Spark session start; everything else counts as the job.
-SESSION_TIMING_KEYS = ("spark_session", "session_start", "spark_start", "session", "spark")
+SESSION_TIMING_KEYS = ("spark_session", "session_start", "spark_start", "engine_start", "session", "spark")
 
 
 def batchinfer_times(manifest: dict) -> dict:
@@ -178,6 +178,11 @@ def plan_batchinfer(ctx: Context, extra_config: dict | None = None, tag: str = "
     return Invocation(
         [*command, "run", str(config), "--json"], out, parse=lambda s: batchinfer_times(last_json_object(s))
     )
+
+
+def plan_batchinfer_local(ctx: Context) -> Invocation:
+    """batchinfer on the embedded engine (runtime.engine: local): worker processes, no JVM."""
+    return plan_batchinfer(ctx, {"runtime": {"engine": "local"}}, tag="batchinfer_local")
 
 
 def plan_batchinfer_spark(ctx: Context) -> Invocation:
@@ -287,6 +292,7 @@ SCENARIOS: dict[str, Callable[[Context], Invocation]] = {
     "map_in_pandas": plan_map_in_pandas,
     "per_row_udf": plan_per_row_udf,
     "batchinfer_spark": plan_batchinfer_spark,
+    "batchinfer_local": plan_batchinfer_local,
     "batchinfer_connect": plan_batchinfer_connect,
     "checks_overhead": plan_checks_overhead,
     "worker_rss": plan_worker_rss,
@@ -294,6 +300,7 @@ SCENARIOS: dict[str, Callable[[Context], Invocation]] = {
 DEFAULT_SCENARIOS = (
     "batchinfer",
     "batchinfer_spark",
+    "batchinfer_local",
     "batchinfer_connect",
     "predict_batch_udf",
     "map_in_pandas",
@@ -377,6 +384,7 @@ def targets_summary(rows: list[dict]) -> list[dict]:
     for model in dict.fromkeys(r["model"] for r in rows):
         bi, pbu, floor = (ok.get((n, model)) for n in ("batchinfer", "predict_batch_udf", "floor"))
         chk, rss = ok.get(("checks_overhead", model)), ok.get(("worker_rss", model))
+        local = ok.get(("batchinfer_local", model))
 
         def ratio(a, b, key):
             return round(a[key] / b[key], 2) if a and b and a.get(key) and b.get(key) else None
@@ -388,6 +396,8 @@ def targets_summary(rows: list[dict]) -> list[dict]:
                 "wall_vs_predict_batch_udf_target": 0.6,
                 "job_vs_floor_job": ratio(bi, floor, "job_s"),
                 "job_vs_floor_job_target": 2.0,
+                "local_wall_vs_floor_wall": ratio(local, floor, "wall_s"),
+                "local_wall_vs_floor_wall_target": 1.3,
                 "checks_overhead_share": (
                     round((chk["job_s"] - bi["job_s"]) / bi["job_s"], 3)
                     if chk and bi and bi.get("job_s")
@@ -409,6 +419,7 @@ def format_targets(summary: list[dict]) -> str:
         lines.append(
             f"  [{t['model']}] wall/predict_batch_udf {t['wall_vs_predict_batch_udf']} (target <= 0.6); "
             f"job/floor job {t['job_vs_floor_job']} (target <= 2); "
+            f"local wall/floor wall {t['local_wall_vs_floor_wall']} (target <= 1.3); "
             f"checks overhead {t['checks_overhead_share']} (target <= 0.2); "
             f"peak RSS {t['peak_rss_mb']} MB (target <= 3072); "
             f"worker RSS q2 {t['worker_rss_q2_mb']} MB -> q4 {t['worker_rss_q4_mb']} MB"

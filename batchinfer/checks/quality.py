@@ -150,7 +150,7 @@ def run_built(
     result_format: str = "SUMMARY",
     persist: bool = True,
 ) -> QualityResult:
-    """Validate ``df`` with GX on Spark against already built expectation objects."""
+    """Validate ``df`` (Spark DataFrame, or pandas for the embedded engine) against built expectations."""
     if result_format not in _RESULT_FORMATS:
         raise ConfigError(
             "Invalid result format",
@@ -163,6 +163,18 @@ def run_built(
 
     suite_name = name or f"batchinfer-{stage}"
     started = time.perf_counter()
+    if _is_pandas(df):  # the embedded engine (no Spark): GX on pandas, no Spark jobs to count
+        with _quiet_gx():
+            gx_result = _validate(df, expectations, suite_name=suite_name, result_format=result_format)
+        outcomes = outcomes_from_gx(gx_result, stage)
+        return QualityResult(
+            stage=stage,
+            outcomes=outcomes,
+            success=decide(outcomes).passed,
+            gx_result=gx_result,
+            spark_jobs=0,
+            seconds=time.perf_counter() - started,
+        )
     with _quiet_gx(), _persisted(df, enabled=persist), _counting_jobs(df, stage) as jobs:
         gx_result = _validate(df, expectations, suite_name=suite_name, result_format=result_format)
     outcomes = outcomes_from_gx(gx_result, stage)
@@ -193,14 +205,21 @@ def _parse_specs(specs: Sequence[ExpectationSpec | dict], stage: str) -> list[Ex
     return parsed
 
 
+def _is_pandas(df: Any) -> bool:
+    return type(df).__module__.startswith("pandas")
+
+
 def _validate(df: Any, expectations: list, *, suite_name: str, result_format: str) -> dict:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    # persist=False: GX would otherwise persist the batch and never unpersist it.
-    source = ctx.data_sources.add_spark("batchinfer", persist=False)
+    if _is_pandas(df):
+        source = ctx.data_sources.add_pandas("batchinfer")
+    else:
+        # persist=False: GX would otherwise persist the batch and never unpersist it.
+        source = ctx.data_sources.add_spark("batchinfer", persist=False)
     batch_def = source.add_dataframe_asset("dataframe").add_batch_definition_whole_dataframe("whole")
     suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     if len(suite.expectations) != len(expectations):  # GX drops invalid ones with a log line

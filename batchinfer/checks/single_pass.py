@@ -295,13 +295,34 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
 
 
 def _spark_engine(session):
-    """A GX Spark execution engine over the job's session: type checks compare Spark types."""
+    """A GX Spark execution engine over the job's session: type checks compare Spark types.
+
+    No session (the embedded engine): an engine that only gives GX Spark's type semantics, so a
+    type expectation decides the same on every engine; it never computes anything.
+    """
+    if session is None:
+        return _spark_types_engine()
     try:
         from great_expectations.execution_engine import SparkDFExecutionEngine
 
         return SparkDFExecutionEngine(spark=session, persist=False)
     except Exception:  # e.g. Spark Connect: type checks then take the GX-on-Spark path
         return None
+
+
+def _spark_types_engine():
+    try:
+        from great_expectations.execution_engine import SparkDFExecutionEngine
+    except Exception:  # GX without its Spark module: type checks take the GX fallback path
+        return None
+
+    class SparkTypesOnly(SparkDFExecutionEngine):
+        """Spark type names for ``table.column_types`` decisions; no session, no JVM."""
+
+        def __init__(self) -> None:  # noqa: D107  (the parent would start a SparkSession)
+            pass
+
+    return SparkTypesOnly()
 
 
 def decide(
@@ -316,7 +337,9 @@ def decide(
     """Merge the tasks' partials; GX decides every expectation; drift and quarantine outcomes.
 
     ``read_input()`` returns the (clean) input as a Spark DataFrame, only called when an input
-    expectation must fall back to GX on Spark.
+    expectation must fall back to GX on Spark. Without a session (the embedded engine) the
+    distinct counts come from pyarrow over the staged files and the fallbacks run GX on pandas
+    (``read_input`` then returns a pandas DataFrame).
     """
     from batchinfer.checks.quality import outcomes_from_gx, run_built
 
@@ -361,8 +384,13 @@ def decide(
     )
     if agg_columns:
         t0 = time.perf_counter()
-        staged_df = _staged_frame(session, staging_uri, pass_plan, plan)
-        distinct = distinct_metrics(session, staged_df, agg_columns, pass_plan.staged_schema)
+        if session is None:
+            distinct = distinct_metrics_arrow(
+                _staged_table(staging_uri, pass_plan, plan, agg_columns), agg_columns, pass_plan.staged_schema
+            )
+        else:
+            staged_df = _staged_frame(session, staging_uri, pass_plan, plan)
+            distinct = distinct_metrics(session, staged_df, agg_columns, pass_plan.staged_schema)
         pass_plan.spark_jobs["aggregation_seconds"] = round(time.perf_counter() - t0, 3)
 
     for side in pass_plan.sides:
@@ -389,7 +417,9 @@ def decide(
             evrs.append(evr.to_json_dict())
         fallback_jobs = 0
         if fallback:
-            if side.stage == "output":
+            if side.stage == "output" and session is None:
+                df = pandas_for_gx(_staged_table(staging_uri, pass_plan, plan))
+            elif side.stage == "output":
                 df = (
                     staged_df
                     if staged_df is not None
@@ -497,6 +527,111 @@ def _staged_frame(session, staging_uri: str, pass_plan: PassPlan, plan):
         [pa.field(c, pa.string() if c in keys else staged.arrow_types[c]) for c in staged.columns]
     )
     return session.read.schema(from_arrow_schema(schema)).option("basePath", staging_uri).parquet(staging_uri)
+
+
+def _staged_table(staging_uri: str, pass_plan: PassPlan, plan, columns=None):
+    """The staged output as one Arrow table (the embedded engine's view of ``_staged_frame``)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from batchinfer.io.filesystem import resolve
+
+    staged = pass_plan.staged_schema
+    keys = list(plan.config.output.partition_by)
+    schema = pa.schema(
+        [pa.field(c, pa.string() if c in keys else staged.arrow_types[c]) for c in staged.columns]
+    )
+    loc = resolve(staging_uri)
+    dataset = ds.dataset(
+        loc.path,
+        filesystem=loc.fs,
+        format="parquet",
+        schema=schema,
+        partitioning=ds.partitioning(pa.schema([schema.field(k) for k in keys]), flavor="hive")
+        if keys
+        else None,
+        ignore_prefixes=["_", "."],
+    )
+    return dataset.to_table(columns=list(columns) if columns is not None else None)
+
+
+def distinct_metrics_arrow(table, columns: list[str], schema: P.SideSchema, sample: int = 20) -> dict:
+    """:func:`distinct_metrics` without Spark: the same counts from an Arrow table.
+
+    Values are compared as Spark compares them there: cast to strings, nulls excluded.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for name in columns:
+        col = table.column(name)
+        values = col if pa.types.is_string(col.type) else _spark_strings(col)
+        values = pc.drop_null(values)
+        counts = pa.table({"v": values}).group_by("v").aggregate([("v", "count")])
+        n = counts.column("v_count")
+        dup_mask = pc.greater(n, 1)
+        dups = counts.filter(dup_mask)
+        sample_values: list = []
+        for v, k in zip(dups.column("v").to_pylist(), dups.column("v_count").to_pylist(), strict=True):
+            sample_values.extend([v] * int(k))
+            if len(sample_values) >= sample:
+                break
+        sample_values = sample_values[:sample]
+        typ = schema.arrow_types.get(name)
+        if sample_values and typ is not None:
+            try:
+                sample_values = pa.array(sample_values, pa.string()).cast(typ).to_pylist()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                pass
+        out[name] = {
+            "distinct": counts.num_rows,
+            "duplicate_rows": int(pc.sum(dups.column("v_count")).as_py() or 0),
+            "duplicate_sample": sample_values,
+        }
+    return out
+
+
+def _spark_strings(col):
+    """A column as strings for distinct counting (equal values, equal strings; NaN is one value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(col.type):
+        # -0.0 and 0.0 are different strings in Spark too; every NaN is the same "NaN".
+        return pc.cast(col, pa.string())
+    try:
+        return pc.cast(col, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()])])
+
+
+def clean_input_frame(plan, checks: TaskChecks, sample_fraction=None):
+    """The (clean) input as pandas, read as the tasks read it: GX-on-pandas fallbacks (no Spark)."""
+    import pyarrow as pa
+
+    from batchinfer.checks.quarantine import split_batch
+    from batchinfer.scoring.rowgroups import read_row_groups, row_group_tasks
+
+    keys = list(plan.selection.partition_keys)
+    columns = [f.name for f in plan.selection.schema if f.name not in keys] + keys
+    batches = []
+    for b in read_row_groups(row_group_tasks(plan), columns, keys, plan.spec.batch_rows, sample_fraction):
+        if checks.quarantine is not None:
+            b, _ = split_batch(b, checks.quarantine.rules, checks.quarantine.reasons)
+        batches.append(b)
+    if not batches:
+        return pa.table({c: [] for c in columns}).to_pandas()
+    return pandas_for_gx(pa.Table.from_batches(batches))
+
+
+def pandas_for_gx(table):
+    """An Arrow table as pandas for GX's fallbacks, floats widened to float64: Spark hands GX a
+    float column's values as doubles, so a median of two float32 values is averaged in double."""
+    import pyarrow as pa
+
+    fields = [pa.field(f.name, pa.float64()) if pa.types.is_floating(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields)).to_pandas()
 
 
 def distinct_metrics(session, df, columns: list[str], schema: P.SideSchema, sample: int = 20) -> dict:

@@ -60,15 +60,44 @@ def resolve(config, spark=None) -> EngineChoice:
         return EngineChoice("spark", "launched by spark-submit")
     if config.spark.master:
         return EngineChoice("spark", f"spark.master is {config.spark.master}")
-    return EngineChoice("spark", "spark.master is unset: embedded Spark (local[*])")
+    from batchinfer.engines.local import auto_choice
+
+    return auto_choice(config)
 
 
-def start(choice: EngineChoice, config, *, spark=None, command_line_conf=None):
+def start_stage(choice: EngineChoice) -> str:
+    """The timing stage of the engine's start (benchmarks/run.py reads both names)."""
+    return "engine_start" if choice.name == "local" else "spark_start"
+
+
+def prestart(config, spark=None):
+    """The embedded engine's pool, started before planning (its workers import onnxruntime
+    meanwhile), when ``auto``/``local`` will pick it; else None. Never raises: a config problem
+    is reported by validation in its usual place."""
+    if spark is not None:
+        return None
+    try:
+        if resolve(config).name != "local":
+            return None
+        from batchinfer.engines.local import LocalEngine
+
+        return LocalEngine.start(config)
+    except Exception:
+        return None
+
+
+def start(choice: EngineChoice, config, *, spark=None, command_line_conf=None, prestarted=None):
     """The engine object for ``choice`` (starts Spark for the Spark engines unless ``spark`` is given)."""
+    if prestarted is not None and getattr(prestarted, "name", None) == choice.name:
+        return prestarted
     if choice.name == "spark":
         from batchinfer.engines.spark import SparkEngine
 
         return SparkEngine.start(config, spark=spark, command_line_conf=command_line_conf)
+    if choice.name == "local":
+        from batchinfer.engines.local import LocalEngine
+
+        return LocalEngine.start(config)
     if choice.name == "spark-connect":
         from batchinfer.engines.connect import ConnectEngine
 

@@ -236,6 +236,10 @@ def make_scorer(
             if batches_seen == 1:
                 faults.pause_at("scoring")  # test-only switch; see batchinfer.faults
                 _maybe_inject_fault(late=True)
+                if os.environ.get(faults.KILL_WORKER_ENV):
+                    from batchinfer.task import current_attempt
+
+                    faults.maybe_kill_worker(current_attempt())
         stats_acc.add(
             {
                 sessions.worker_id(): {

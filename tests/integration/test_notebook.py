@@ -59,6 +59,10 @@ def test_notebook_executes(tmp_path, monkeypatch):
     assert report.count('<figure class="bi-overlay">') >= 2 and "data:image/png;base64," in report
     assert any("churn_score" in h for h in html), "scored rows not shown"
     assert not (tmp_path / "demo" / "output").exists()  # a dry run writes nothing
+    # The embedded engine by default, and the switch to a cluster is shown (criterion 6).
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "ran on: local" in text and "engine: local" in text, text[-2000:]
+    assert "spark.master=yarn" in text and "-> spark" in text and "-> spark-connect" in text
     # conf/demo.yaml configures checks and a drift reference: the table and the plots are shown.
     assert any("unexpected_percent" in h and "severity" in h for h in html), "checks table not shown"
     assert any("image/png" in o.get("data", {}) for o in outputs), "drift plots not shown"

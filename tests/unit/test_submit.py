@@ -23,16 +23,27 @@ def _line(capsys, *args) -> list[str]:
 
 def test_line_uses_this_pythons_spark_the_configs_master_and_conf(capsys, monkeypatch):
     monkeypatch.delenv("SPARK_HOME", raising=False)
-    argv = _line(capsys, "--set", "input.partitions.ds=2026-11-28")
+    argv = _line(capsys, "--set", "input.partitions.ds=2026-11-28", "--set", "spark.master=local[2]")
     home = Path(spark_home())
     assert home == Path(__import__("pyspark").__file__).parent  # no python3-on-PATH lookup
     assert argv[0] == str(home / "bin" / "spark-submit") and Path(argv[0]).exists()
-    assert argv[argv.index("--master") + 1] == "local[2]"  # conf/demo.yaml's spark.master
+    assert argv[argv.index("--master") + 1] == "local[2]"  # the config's spark.master
     confs = [argv[i + 1] for i, a in enumerate(argv) if a == "--conf"]
     assert "spark.sql.shuffle.partitions=4" in confs
     assert f"spark.pyspark.driver.python={sys.executable}" in confs
     i = argv.index(ENTRY)  # the wheel's entry point, by absolute path
-    assert argv[i + 1 :] == ["--config", DEMO, "--set", "input.partitions.ds=2026-11-28"]
+    assert argv[i + 1 :] == [
+        "--config",
+        DEMO,
+        *("--set", "input.partitions.ds=2026-11-28", "--set", "spark.master=local[2]"),
+    ]
+
+
+def test_line_without_a_master_in_the_config_uses_all_local_cores(capsys, monkeypatch):
+    # conf/demo.yaml sets no master (the embedded engine's default); spark-submit gets Spark's local[*].
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    argv = _line(capsys, "--set", "input.partitions.ds=2026-11-28")
+    assert argv[argv.index("--master") + 1] == "local[*]"
 
 
 def test_master_conf_archive_and_job_options(capsys, tmp_path):
