@@ -18,7 +18,7 @@ demo: env
 	$(BIN)/batchinfer demo
 
 test: env
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 test-fast: env
 	$(BIN)/python -m pytest -q -m "not slow"
