@@ -8,6 +8,17 @@ import sys
 import pytest
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Run the Airflow DAG tests last, and install their Airflow venv meanwhile (minutes)."""
+    airflow = [i for i in items if i.nodeid.startswith("tests/integration/test_airflow_dag.py")]
+    if not airflow:
+        return
+    items[:] = [i for i in items if i not in airflow] + airflow
+    from tests.support import airflow_venv
+
+    airflow_venv.start_background()
+
+
 @pytest.fixture(scope="session")
 def spark():
     """A real local[2] SparkSession, quiet, with Python workers on this interpreter."""

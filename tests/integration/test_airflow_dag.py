@@ -3,8 +3,8 @@
 local Spark (no mocks): success, a failed gate (exit 5: no retry, gate branch), an infrastructure
 failure (exit 1: retried, and a stale "succeeded" manifest of an earlier try is ignored).
 
-The venv ``.venv-airflow`` (git-ignored) is created on first use, ~40 s and ~660 MB; later runs
-reuse it. ``airflow dags test`` of Airflow 3.3 does run retries (after ``retry_delay``, which the
+The venv ``.venv-airflow`` (git-ignored, ~660 MB) is installed in the background while the rest of
+the suite runs (tests/support/airflow_venv.py; these tests run last); later runs reuse it. ``airflow dags test`` of Airflow 3.3 does run retries (after ``retry_delay``, which the
 DAG reads from ``BATCHINFER_RETRY_DELAY_S``): the retried scenario asserts on the second try.
 """
 
@@ -20,17 +20,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV = ROOT / ".venv-airflow"
-PY = VENV / "bin" / "python"
-PACKAGES = ["apache-airflow", "apache-airflow-providers-apache-spark"]
+from tests.support import airflow_venv
+from tests.support.airflow_venv import PACKAGES, PY, ROOT, VENV
+
 DAG_ID = "batchinfer_churn_scoring"
 pytestmark = pytest.mark.slow
 
 
 def _airflow_python() -> Path:
-    probe = [str(PY), "-c", "import airflow.providers.apache.spark.operators.spark_submit"]
-    if PY.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    airflow_venv.wait_background()  # started by tests/conftest.py when these tests were collected
+    if airflow_venv.installed():
         return PY
     if not PY.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, timeout=300)
