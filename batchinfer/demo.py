@@ -108,8 +108,12 @@ def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Pa
         )
     if not model.exists():
         model.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
         make_model(model)
-        print(f"demo: trained an MLP and exported it to {model}", file=sys.stderr)
+        print(
+            f"demo: trained an MLP and exported it to {model} ({time.perf_counter() - t0:.1f}s)",
+            file=sys.stderr,
+        )
     return {
         "data": data,
         "model": model,
@@ -119,18 +123,29 @@ def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Pa
 
 
 def ensure_reference_profile(assets: dict[str, Path], overrides: list[str], *, spark=None) -> Path:
-    """Profile the first demo day (scored with the demo model) as the drift reference."""
+    """Profile the first demo day (scored with the demo model) as the drift reference: on the
+    embedded engine (no JVM) unless ``spark`` or the overrides ask for Spark."""
     from batchinfer.checks.reference import build_reference_profile, reference_overrides
     from batchinfer.job import Job
 
     path = assets["profile"]
-    if path.exists() and path.stat().st_mtime >= assets["model"].stat().st_mtime:
+    stamp = assets["data"].parent / ".rows"  # rewritten with the data
+    inputs = [p for p in (assets["model"], stamp) if p.exists()]
+    if path.exists() and all(path.stat().st_mtime >= p.stat().st_mtime for p in inputs):
         return path
+    from batchinfer import engines
+
     job = Job.from_yaml(DEMO_CONFIG, overrides=[*overrides, *reference_overrides(f"ds={DAYS[0]}")])
+    engine = engines.resolve(job.config, spark).name  # the embedded engine unless Spark is asked for
+    t0 = time.perf_counter()
     profile = build_reference_profile(job, spark=spark)
     path.parent.mkdir(parents=True, exist_ok=True)
     profile.save(path)
-    print(f"demo: profiled {profile.row_count:,} reference rows (ds={DAYS[0]}) into {path}", file=sys.stderr)
+    print(
+        f"demo: profiled {profile.row_count:,} reference rows (ds={DAYS[0]}) into {path} "
+        f"({engine} engine, {time.perf_counter() - t0:.1f}s)",
+        file=sys.stderr,
+    )
     return path
 
 
