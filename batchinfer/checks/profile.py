@@ -11,7 +11,10 @@ so ``len(counts) == len(edges) + 1``; values outside the reference range land in
 buckets. NaN counts as null. Categorical buckets: the reference's top-K categories, then one
 "other" bucket; values are compared as strings.
 
-pyspark is imported inside the Spark functions, so importing this module is instant.
+Profiles are built in Spark (:func:`build_profile`) or without it (:func:`profile_batches` over
+Arrow batches, what the embedded engine uses; :func:`profile_arrays` for in-memory arrays), from
+the same edges, categories and counting code. pyspark is imported inside the Spark functions, so
+importing this module is instant.
 """
 
 from __future__ import annotations

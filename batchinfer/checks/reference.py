@@ -1,5 +1,6 @@
 """Build a job's reference profile: score the reference data with the job's model and profile
-every monitored column (features, categorical passthrough columns and predictions).
+every monitored column (features, categorical passthrough columns and predictions), on the
+engine the job would run on (the embedded engine: pyarrow + onnxruntime + numpy, no JVM).
 
     batchinfer profile conf/demo.yaml --reference ds=2026-11-26 --out conf/profiles/churn.json
 """
@@ -176,11 +177,10 @@ def register(sub) -> None:
 
 
 def _cmd_profile(args) -> int:
+    from batchinfer import engines
     from batchinfer.job import Job
 
     job = Job.from_yaml(args.config, overrides=[*args.overrides, *reference_overrides(args.reference)])
-    from batchinfer import engines
-
     engine = engines.resolve(job.config).name
     t0 = time.perf_counter()
     profile = build_reference_profile(job, bins=args.bins, fine_bins=args.fine_bins, top_k=args.top_k)
