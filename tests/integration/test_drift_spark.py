@@ -168,11 +168,11 @@ def test_profile_batches_agrees_with_spark_build_profile(reference, ref_table, s
         outcomes = evaluate_drift(
             profile, count_arrays(shifted, profile), DriftConfig(), prediction_columns=["score"]
         )
-        decisions.append({(o.stage, o.column): o.passed for o in outcomes})
+        decisions.append({(o.stage, o.check, o.column): o.passed for o in outcomes})
     assert decisions[0] == decisions[1]
     assert {k for k, passed in decisions[0].items() if not passed} == {
-        ("drift", "a"),
-        ("prediction_drift", "score"),
+        ("drift", "psi", "a"),
+        ("prediction_drift", "psi", "score"),
     }
 
 

