@@ -79,7 +79,8 @@ def make_model(path: str | Path, *, n_features: int = N_FEATURES, seed: int = 7,
     rng = np.random.default_rng(seed + 1)
     x = rng.normal(size=(20_000, n_features)).astype(np.float32)
     y = (rng.random(len(x)) < 1 / (1 + np.exp(-_true_logit(x)))).astype(np.int64)
-    clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=60, random_state=seed)
+    # Early stopping (on a 10 % validation split): ~20 epochs instead of 60, the same AUC (~0.85).
+    clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=60, early_stopping=True, random_state=seed)
     import warnings
 
     with warnings.catch_warnings():
@@ -89,27 +90,36 @@ def make_model(path: str | Path, *, n_features: int = N_FEATURES, seed: int = 7,
 
 
 def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Path]:
+    """Make the demo data and model under ``base`` when missing (seeded, so the same each time).
+
+    A missing model is trained in a child process while this one writes the data (two cores
+    do both at once; scikit-learn and skl2onnx load there, not here).
+    """
     base = Path(base)
     data = base / "data" / "events"
     model = base / "models" / "churn.onnx"
     stamp = base / "data" / ".rows"
-    if not (stamp.exists() and stamp.read_text().strip() == str(rows)):
-        import shutil
+    training = None if model.exists() else _ModelTraining.start(model)
+    try:
+        if not (stamp.exists() and stamp.read_text().strip() == str(rows)):
+            import shutil
 
-        if data.exists():
-            shutil.rmtree(data)
-        t0 = time.perf_counter()
-        make_dataset(data, rows=rows)
-        stamp.write_text(str(rows))
-        print(
-            f"demo: wrote {rows:,} rows in {len(DAYS)} ds partitions to {data} "
-            f"({time.perf_counter() - t0:.1f}s)",
-            file=sys.stderr,
-        )
-    if not model.exists():
-        model.parent.mkdir(parents=True, exist_ok=True)
-        make_model(model)
-        print(f"demo: trained an MLP and exported it to {model}", file=sys.stderr)
+            if data.exists():
+                shutil.rmtree(data)
+            t0 = time.perf_counter()
+            make_dataset(data, rows=rows)
+            stamp.write_text(str(rows))
+            print(
+                f"demo: wrote {rows:,} rows in {len(DAYS)} ds partitions to {data} "
+                f"({time.perf_counter() - t0:.1f}s)",
+                file=sys.stderr,
+            )
+        if training is not None:
+            seconds = training.wait()
+            print(f"demo: trained an MLP and exported it to {model} ({seconds:.1f}s)", file=sys.stderr)
+    finally:
+        if training is not None:
+            training.stop()
     return {
         "data": data,
         "model": model,
@@ -118,27 +128,92 @@ def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Pa
     }
 
 
+class _ModelTraining:
+    """:func:`make_model` in a child process (``python -c``: no fork of this process's threads),
+    written to a temporary name and renamed, so an interrupted run never leaves half a model."""
+
+    def __init__(self, process, path: Path, tmp: Path, t0: float) -> None:
+        self.process, self.path, self.tmp, self.t0 = process, path, tmp, t0
+
+    @classmethod
+    def start(cls, path: Path) -> _ModelTraining:
+        import os
+        import subprocess
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}-{os.getpid()}.onnx")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from batchinfer.demo import make_model; make_model(sys.argv[1])",
+            ]
+            + [str(tmp)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+        return cls(process, path, tmp, time.perf_counter())
+
+    def wait(self) -> float:
+        import os
+
+        _, err = self.process.communicate()
+        if self.process.returncode != 0 or not self.tmp.exists():
+            from batchinfer.errors import ModelError
+
+            lines = [x for x in (err or "").strip().splitlines() if x.strip()]
+            raise ModelError(
+                f"training the demo model failed (exit code {self.process.returncode}): "
+                f"{lines[-1] if lines else 'no output'}",
+                hint="check that scikit-learn and skl2onnx are installed (make env)",
+            )
+        os.replace(self.tmp, self.path)
+        return time.perf_counter() - self.t0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:  # interrupted while it trains
+            self.process.kill()
+            self.process.wait()
+        self.tmp.unlink(missing_ok=True)
+
+
 def ensure_reference_profile(assets: dict[str, Path], overrides: list[str], *, spark=None) -> Path:
-    """Profile the first demo day (scored with the demo model) as the drift reference."""
+    """Profile the first demo day (scored with the demo model) as the drift reference: on the
+    embedded engine (no JVM) unless ``spark`` or the overrides ask for Spark."""
     from batchinfer.checks.reference import build_reference_profile, reference_overrides
     from batchinfer.job import Job
 
     path = assets["profile"]
-    if path.exists() and path.stat().st_mtime >= assets["model"].stat().st_mtime:
+    stamp = assets["data"].parent / ".rows"  # rewritten with the data
+    inputs = [p for p in (assets["model"], stamp) if p.exists()]
+    if path.exists() and all(path.stat().st_mtime >= p.stat().st_mtime for p in inputs):
         return path
+    from batchinfer import engines
+
     job = Job.from_yaml(DEMO_CONFIG, overrides=[*overrides, *reference_overrides(f"ds={DAYS[0]}")])
+    engine = engines.resolve(job.config, spark).name  # the embedded engine unless Spark is asked for
+    t0 = time.perf_counter()
     profile = build_reference_profile(job, spark=spark)
     path.parent.mkdir(parents=True, exist_ok=True)
     profile.save(path)
-    print(f"demo: profiled {profile.row_count:,} reference rows (ds={DAYS[0]}) into {path}", file=sys.stderr)
+    print(
+        f"demo: profiled {profile.row_count:,} reference rows (ds={DAYS[0]}) into {path} "
+        f"({engine} engine, {time.perf_counter() - t0:.1f}s)",
+        file=sys.stderr,
+    )
     return path
 
 
 def run_demo(base: str | Path = "demo", *, rows: int = 240_000, as_json: bool = False) -> int:
+    from batchinfer.checks import single_pass
     from batchinfer.job import Job
     from batchinfer.progress import progress_reporter
     from batchinfer.report import summary_text
 
+    single_pass.warm_up()  # the job's checks need Great Expectations: import it while assets are made
     assets = ensure_demo_assets(base, rows=rows)
     overrides = [
         f"input.path={assets['data']}",

@@ -116,6 +116,66 @@ def test_planted_shift_flagged_others_not(spark, reference):
         assert [o for o in outcomes if not o.passed] == [], metric
 
 
+def _rank_distance(values: np.ndarray, a, b) -> float:
+    """The largest gap, in the empirical CDF of ``values``, from an edge of ``a`` to the nearest
+    edge of ``b`` and back (tied edges are merged, so the two lists may differ in length)."""
+    fa = np.searchsorted(values, np.asarray(a), side="right") / values.size
+    fb = np.searchsorted(values, np.asarray(b), side="right") / values.size
+    gaps = np.abs(fa[:, None] - fb[None, :])
+    return float(max(gaps.min(axis=1).max(), gaps.min(axis=0).max()))
+
+
+@pytest.mark.parametrize("sample_rows", [None, 20_000], ids=["exact", "sampled"])
+def test_profile_batches_agrees_with_spark_build_profile(reference, ref_table, sample_rows):
+    """The embedded engine's profile (pyarrow + numpy) against Spark's of the same data: the same
+    columns, rows, nulls, moments and categories, edges within approxQuantile's documented rank
+    error (relative_error 1e-3; plus the sample's DKW bound when sampled), and the same drift
+    decisions."""
+    import math
+
+    from batchinfer.checks.profile import EDGE_SAMPLE_ROWS, profile_batches
+
+    local = profile_batches(
+        ref_table.to_batches(max_chunksize=7000),
+        NUMERIC,
+        CATEGORICAL,
+        rows=N,
+        top_k=3,
+        sample_rows=sample_rows or EDGE_SAMPLE_ROWS,
+    )
+    assert list(local.columns) == list(reference.columns) and local.row_count == reference.row_count == N
+    for name in CATEGORICAL:
+        assert local.columns[name] == reference.columns[name], name
+    tol = 1e-3 + 2 / N  # approxQuantile's rank error, plus one rank each for interpolation
+    if sample_rows:
+        tol += math.sqrt(math.log(2 / 1e-6) / (2 * sample_rows * 0.9))  # DKW, failure odds 1e-6
+    for name in NUMERIC:
+        mine, theirs = local.columns[name], reference.columns[name]
+        assert (mine.null_count, mine.count, mine.min, mine.max) == (
+            theirs.null_count,
+            theirs.count,
+            theirs.min,
+            theirs.max,
+        )
+        assert mine.sum == pytest.approx(theirs.sum, rel=1e-12)
+        values = np.sort(ref_table.column(name).to_numpy())
+        values = values[~np.isnan(values)]
+        assert _rank_distance(values, mine.edges, theirs.edges) <= tol, name
+        assert _rank_distance(values, mine.fine_edges, theirs.fine_edges) <= tol, name
+    shifted = _columns(_table(2, shift_a=0.8, shift_score=0.15))
+    decisions = []
+    for profile in (local, reference):
+        outcomes = evaluate_drift(
+            profile, count_arrays(shifted, profile), DriftConfig(), prediction_columns=["score"]
+        )
+        decisions.append({(o.stage, o.check, o.column): o.passed for o in outcomes})
+    assert decisions[0] == decisions[1]
+    assert {k for k, passed in decisions[0].items() if not passed} == {
+        ("drift", "psi", "a"),
+        ("prediction_drift", "psi", "score"),
+    }
+
+
 def test_profiles_of_disjoint_data_merge_into_the_union(spark, reference):
     first, second = _table(4), _table(5, shift_a=0.5)
     p1 = build_profile(spark.createDataFrame(first), NUMERIC, CATEGORICAL, edges_from=reference)

@@ -177,7 +177,8 @@ def test_spark_only_settings_are_refused_on_local_before_work(ws, tmp_path, sect
     assert choice.name == "spark" and "needs Spark" in choice.reason
 
 
-CHILD = r"""
+# A child process's watch: every java child it starts (`seen`) and every embedded worker (`workers`).
+WATCH = r"""
 import json, os, sys, threading, time
 import batchinfer
 from batchinfer.job import Job
@@ -212,6 +213,10 @@ def poll():
                     pass
         time.sleep(0.05)
 t = threading.Thread(target=poll, daemon=True); t.start()
+"""
+CHILD = (
+    WATCH
+    + r"""
 cfg = json.loads(sys.argv[1])
 result = Job.from_config(cfg).run()
 stop.set(); t.join()
@@ -222,6 +227,7 @@ print(json.dumps({"status": result.status, "engine": result.manifest["engine"]["
                   "workers_seen": len(workers), "workers_alive": alive,
                   "pyspark_sql_imported": "pyspark.sql.session" in sys.modules}))
 """
+)
 
 
 def test_import_and_local_run_start_no_jvm(ws, profile, tmp_path):
@@ -240,6 +246,131 @@ def test_import_and_local_run_start_no_jvm(ws, profile, tmp_path):
     assert got["status"] == "succeeded" and got["engine"] == "local"
     assert got["java"] == [] and got["gateway"] is False
     assert got["workers_seen"] >= 1 and got["workers_alive"] == []
+
+
+def test_local_reference_profile_matches_spark_and_decides_drift_alike(ws, profile, tmp_path, capsys):
+    """`batchinfer profile` on the embedded engine (no Spark) against the Spark-built profile of
+    the same reference day: same columns, rows, nulls and categories, quantile edges within
+    approxQuantile's rank error; a job on shifted data decides drift the same with either."""
+    import pyarrow.parquet as pq
+
+    from batchinfer.checks.profile import load_profile
+    from batchinfer.cli import main
+    from tests.support.fault_job import write_config
+
+    root, data, model = ws
+    config = write_config(tmp_path / "job.yaml", job_config(data, model, tmp_path / "o", features=FEATURES))
+    out = tmp_path / "local-profile.json"
+    assert main(["profile", str(config), "--reference", "ds=2026-11-27", "--out", str(out)]) == 0
+    assert "(local engine, " in capsys.readouterr().out
+    local, spark_made = load_profile(out), load_profile(profile)
+    assert list(local.columns) == list(spark_made.columns) and local.row_count == spark_made.row_count == 600
+    assert local.categorical_columns == ["label"]
+    reference = read_output(data).filter(pa.compute.equal(pa.compute.field("ds"), "2026-11-27"))
+    assert reference.num_rows == 600
+    for name, mine in local.columns.items():
+        theirs = spark_made.columns[name]
+        if name == "label":
+            assert mine == theirs
+            continue
+        assert (mine.null_count, mine.count, mine.min, mine.max) == (
+            theirs.null_count,
+            theirs.count,
+            theirs.min,
+            theirs.max,
+        )
+        assert mine.sum == pytest.approx(theirs.sum, rel=1e-6)
+        if name in FEATURES:  # the edges' ranks in the data: within approxQuantile's 1e-3, plus a rank
+            values = np.sort(reference.column(name).to_numpy().astype(np.float64))
+            for a, b in ((mine.edges, theirs.edges), (mine.fine_edges, theirs.fine_edges)):
+                fa = np.searchsorted(values, a, side="right") / values.size
+                fb = np.searchsorted(values, b, side="right") / values.size
+                gaps = np.abs(fa[:, None] - fb[None, :])
+                assert max(gaps.min(axis=1).max(), gaps.min(axis=0).max()) <= 1e-3 + 2 / values.size, name
+    # The current batch: the next day with f0 shifted far (fails) and f1 a little (warns).
+    day = read_output(data).filter(pa.compute.equal(pa.compute.field("ds"), "2026-11-28")).drop(["ds"])
+    shifted = day.set_column(
+        day.schema.get_field_index("f0"), "f0", pa.compute.add(day.column("f0"), np.float32(1.0))
+    )
+    shifted = shifted.set_column(
+        shifted.schema.get_field_index("f1"), "f1", pa.compute.add(day.column("f1"), np.float32(0.3))
+    )
+    current = tmp_path / "current" / "ds=2026-11-28"
+    current.mkdir(parents=True)
+    pq.write_table(shifted, current / "part-0.parquet")
+    decisions = []
+    for path in (out, profile):
+        cfg = job_config(
+            tmp_path / "current",
+            model,
+            tmp_path / f"out-{path.stem}",
+            features=FEATURES,
+            drift={"reference": str(path), "metric": "psi", "prediction": {"metric": "psi"}},
+            runtime={"engine": "local", "dry_run": True},
+        )
+        with pytest.raises(GateFailedError) as info:
+            Job.from_config(cfg).run()
+        checks = info.value.result.manifest["checks"]
+        drift = [o for o in checks["outcomes"] if o["stage"] in ("drift", "prediction_drift")]
+        decisions.append(
+            (
+                {(o["stage"], o["check"], o["column"]): o["status"] for o in drift},
+                {(o["stage"], o["check"], o["column"]): o["observed"] for o in drift},
+                checks["gate"],
+            )
+        )
+    (status, observed, gate), (status_s, observed_s, gate_s) = decisions
+    assert status == status_s and gate == gate_s
+    psi = {column: s for (stage, check, column), s in status.items() if stage == "drift" and check == "psi"}
+    assert psi == {"f0": "failed", "f1": "warning", "f2": "passed", "f3": "passed"}, observed
+    for key, value in observed.items():  # the same statistics, up to the edges' rank error
+        if isinstance(value, float):
+            assert value == pytest.approx(observed_s[key], abs=0.02), key
+
+
+DEMO_CHILD = (
+    WATCH
+    + r"""
+from batchinfer.cli import main
+rc = main(["demo", "--dir", sys.argv[1], "--rows", "3000"])
+stop.set(); t.join()
+from pyspark import SparkContext  # Great Expectations imports pyspark.sql; no JVM is started
+print(json.dumps({"rc": rc, "java": sorted(seen), "gateway": SparkContext._gateway is not None,
+                  "workers_seen": len(workers)}))
+"""
+)
+
+
+def test_a_fresh_demo_starts_no_jvm(tmp_path):
+    """`batchinfer demo` from scratch (data, reference profile, job) in a fresh process: no java
+    child, pyspark's gateway stays None; the console says what each step did and where the report is."""
+    from batchinfer.demo import N_FEATURES
+
+    # The demo trains its MLP only when the model is missing: a linear one keeps this test cheap.
+    models.linear_classifier(tmp_path / "demo" / "models" / "churn.onnx", N_FEATURES)
+    script = tmp_path / "child.py"
+    script.write_text(DEMO_CHILD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("SPARK_REMOTE", None)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["rc"] == 0 and got["java"] == [] and got["gateway"] is False and got["workers_seen"] >= 1
+    err = proc.stderr
+    assert "demo: wrote 3,000 rows in 3 ds partitions" in err
+    assert "demo: profiled 1,000 reference rows (ds=2026-11-26)" in err and "(local engine, " in err
+    assert "Traceback" not in err
+    runs_dir = tmp_path / "demo" / "output" / "churn_scores" / "_batchinfer" / "runs"
+    (run_dir,) = runs_dir.iterdir()
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("  report "))  # the page to open next
+    page = line.split()[-1]
+    assert page == str(run_dir / "report.html") and run_dir.name in Path(page).read_text()
 
 
 def test_arrow_distinct_counts_equal_the_spark_aggregation(spark):

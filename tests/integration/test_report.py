@@ -384,18 +384,3 @@ def test_cli_report_open_hands_the_written_page_to_the_browser(runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "no browser could be started to open file://" in proc.stderr
     assert (runs["ok_dir"] / "report.html").exists() and "Traceback" not in proc.stderr
-
-
-# ------------------------------------------------------------------------------------- demo
-def test_demo_summary_points_at_the_report(spark, tmp_path, capsys):
-    from batchinfer.demo import N_FEATURES
-
-    # The demo trains its MLP only when the model is missing: a linear one keeps this test cheap.
-    models.linear_classifier(tmp_path / "demo" / "models" / "churn.onnx", N_FEATURES)
-    assert main(["demo", "--dir", str(tmp_path / "demo"), "--rows", "3000"]) == 0
-    out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if x.startswith("  report "))
-    page = line.split()[-1]
-    runs_dir = tmp_path / "demo" / "output" / "churn_scores" / "_batchinfer" / "runs"
-    (run_dir,) = runs_dir.iterdir()
-    assert page == str(run_dir / "report.html") and run_dir.name in open(page).read()
