@@ -163,19 +163,13 @@ def run_built(
 
     suite_name = name or f"batchinfer-{stage}"
     started = time.perf_counter()
-    if _is_pandas(df):  # the embedded engine (no Spark): GX on pandas, no Spark jobs to count
-        with _quiet_gx():
-            gx_result = _validate(df, expectations, suite_name=suite_name, result_format=result_format)
-        outcomes = outcomes_from_gx(gx_result, stage)
-        return QualityResult(
-            stage=stage,
-            outcomes=outcomes,
-            success=decide(outcomes).passed,
-            gx_result=gx_result,
-            spark_jobs=0,
-            seconds=time.perf_counter() - started,
-        )
-    with _quiet_gx(), _persisted(df, enabled=persist), _counting_jobs(df, stage) as jobs:
+    pandas = _is_pandas(df)  # the embedded engine (no Spark): GX on pandas, no Spark jobs to count
+    jobs: dict = {}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_quiet_gx())
+        if not pandas:
+            stack.enter_context(_persisted(df, enabled=persist))
+            jobs = stack.enter_context(_counting_jobs(df, stage))
         gx_result = _validate(df, expectations, suite_name=suite_name, result_format=result_format)
     outcomes = outcomes_from_gx(gx_result, stage)
     return QualityResult(
@@ -183,7 +177,7 @@ def run_built(
         outcomes=outcomes,
         success=decide(outcomes).passed,
         gx_result=gx_result,
-        spark_jobs=jobs.get("count"),
+        spark_jobs=0 if pandas else jobs.get("count"),
         seconds=time.perf_counter() - started,
     )
 

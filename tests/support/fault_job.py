@@ -46,6 +46,38 @@ def write_config(path, cfg: dict) -> Path:
     return path
 
 
+def _parents() -> dict[int, int]:
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            out[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+    return out
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now (children, grandchildren, ...)."""
+    parents = _parents()
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == current]
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie writes nothing more
+
+
 class ChildRun:
     """One ``python -m batchinfer.cli run CONFIG --json ...`` child process."""
 
@@ -85,12 +117,27 @@ class ChildRun:
         self.marker.unlink()
 
     def kill(self) -> None:
-        """SIGKILL the child's whole process group (driver, its JVM, Python workers)."""
+        """SIGKILL the child's whole process tree (driver, its JVM, Python workers) and wait until
+        every process is gone.
+
+        PySpark's worker daemon puts itself in its own process group, so killing the child's group
+        alone leaves Python workers that go on writing for a moment after the driver died: the
+        tree is collected first, and each process is killed and waited for.
+        """
+        tree = _descendants(self.proc.pid)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def wait(self, timeout: float = 300) -> int:
         try:
