@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +373,7 @@ def _now() -> str:
 
 
 _LUT_CELLS = 16384
+_LUT_SLACK = 1e-6  # cells: far above float64 rounding of (v - lo) / width, far below one cell
 _LUTS: dict[bytes, tuple] = {}
 _COARSE_MAPS: dict[tuple[bytes, bytes], Any] = {}  # (coarse, fine) edges -> _coarse_split
 
@@ -451,14 +453,16 @@ def _lut(edges: np.ndarray):
     if edges.size >= 2 and np.isfinite(edges).all() and edges[-1] > edges[0] and edges.size < 2**15:
         lo, hi = float(edges[0]), float(edges[-1])
         width = (hi - lo) / _LUT_CELLS
-        # bounds[i] = lo + (i - 1) * width, i = 0 .. G + 2
-        bounds = lo + (np.arange(-1, _LUT_CELLS + 2, dtype=np.float64)) * width
-        below = np.searchsorted(edges, bounds, side="left")
-        # Cell u (0 .. G-1) is table index u + 1. Pure when the bucket is the same over the cell
-        # and both neighbours: [lo + (u - 1) * width, lo + (u + 2) * width].
-        u = np.arange(_LUT_CELLS)
-        first, last = below[u], below[u + 3]
-        cells = np.where(first == last, last, -1)
+        # Cell u (0 .. G-1, table index u + 1) holds the values whose t = (v - lo) / width truncates
+        # to u. float64 rounding moves t by ~1e-11 cells at most, so a value of cell u lies in
+        # [lo + (u - d) * width, lo + (u + 1 + d) * width] with d = 1e-6: the cell is pure (one
+        # bucket for all its values) when no edge lies in that interval.
+        u = np.arange(_LUT_CELLS, dtype=np.float64)
+        lower = lo + (u - _LUT_SLACK) * width
+        upper = lo + (u + 1 + _LUT_SLACK) * width
+        first = np.searchsorted(edges, lower, side="left")  # edges below every value of the cell
+        last = np.searchsorted(edges, upper, side="right")  # edges at or below the top of the cell
+        cells = np.where(first == last, first, -1)
         table = np.empty(_LUT_CELLS + 2, dtype=np.int32)
         table[0] = 0  # t clipped to -1: the value is below edges[0], no edge is below it
         table[1 : _LUT_CELLS + 1] = cells
@@ -497,14 +501,60 @@ class _Grid:
         floats = np.tile([0.0, 0.0, np.inf, -np.inf], len(self.numeric))
         return np.zeros(self.int_size, dtype=np.int64), floats
 
+    @cached_property
+    def _stacked(self):
+        """The vectorized layout of the numeric columns (checks/stacked_counts.py), or None."""
+        from batchinfer.checks.stacked_counts import StackedNumeric
+
+        positions, pos = [], 1
+        for _, edges, fine in self.numeric:
+            positions.append((pos, pos + edges.size + 1))
+            pos += edges.size + 1 + fine.size + 1 + 1
+        return StackedNumeric.of(self.numeric, positions, self.int_size, _lut)
+
     def count_batch(self, batch: Mapping[str, Any], ints: np.ndarray, floats: np.ndarray) -> None:
-        """Add one batch (column name -> pyarrow array or numpy array) into the accumulators."""
+        """Add one batch (column name -> pyarrow array or numpy array) into the accumulators.
+
+        NaN-free numeric columns are binned together (:mod:`batchinfer.checks.stacked_counts`);
+        the rest column by column (:meth:`count_columns`), with the same counts.
+        """
+        import pyarrow as pa
+
+        stacked = self._stacked if self.numeric else None
+        first = batch[self.numeric[stacked.columns[0]][0]] if stacked is not None else None
+        if stacked is None or len(first) == 0:
+            self.count_columns(batch, ints, floats)
+            return
+        arrays = []
+        for j in stacked.columns:
+            col = batch[self.numeric[j][0]]
+            arrays.append(
+                col.to_numpy(zero_copy_only=False) if isinstance(col, (pa.Array, pa.ChunkedArray)) else col
+            )
+        added, moments, has_nan = stacked.count(arrays, _LUT_CELLS)
+        ints += added
+        done = np.asarray(stacked.columns)[~has_nan]
+        if done.size:
+            acc = floats.reshape(-1, 4)
+            kept = moments[~has_nan]
+            acc[done, :2] += kept[:, :2]
+            acc[done, 2] = np.minimum(acc[done, 2], kept[:, 2])
+            acc[done, 3] = np.maximum(acc[done, 3], kept[:, 3])
+        skip = {self.numeric[j][0] for j in done}
+        self.count_columns(batch, ints, floats, skip=skip, rows=len(first))
+
+    def count_columns(
+        self, batch: Mapping[str, Any], ints: np.ndarray, floats: np.ndarray, *, skip=frozenset(), rows=None
+    ) -> None:
+        """:meth:`count_batch` one column at a time; ``skip``: numeric columns already counted."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        rows = None
         pos = 1
         for j, (name, edges, fine) in enumerate(self.numeric):
+            if name in skip:
+                pos += edges.size + 1 + fine.size + 1 + 1
+                continue
             col = batch[name]
             if isinstance(col, (pa.Array, pa.ChunkedArray)):
                 col = col.to_numpy(zero_copy_only=False)

@@ -278,3 +278,45 @@ def test_bucket_counts_equal_searchsorted_exactly():
     assert (bucket_counts(np.array([1.0, 2.0]), np.array([1.5])) == [1, 1]).all()  # one edge: plain search
     two_inside = coarse_index(np.array([0.5]), np.array([1]), np.array([0.2, 0.4]), np.array([0.0, 1.0]))
     assert two_inside is None  # two coarse edges in one fine bucket: the caller searches
+
+
+def test_stacked_counts_equal_the_per_column_counts():
+    """Binning the numeric columns together gives the per-column path's counts exactly, and its
+    moments to rounding: ties on edges, tails, NaN in some columns, a column with one edge (no
+    lookup table), a categorical column, several batches."""
+    import pyarrow as pa
+
+    from batchinfer.checks.profile import _Grid, _probs, _skeleton
+
+    rng = np.random.default_rng(5)
+    numeric, data = {}, {}
+    for j in range(9):
+        ref = rng.normal(size=3000) * rng.uniform(0.01, 50) + rng.uniform(-1e4, 1e4)
+        if j % 3 == 0:
+            ref = np.round(ref)
+        fine = np.unique(np.quantile(ref, _probs(100, fine=True)))
+        coarse = np.unique(np.quantile(ref, _probs(10, fine=False)))
+        numeric[f"x{j}"] = (coarse, fine)
+        values = np.concatenate(
+            [rng.normal(size=6000) * ref.std() + ref.mean(), fine, np.nextafter(fine, np.inf)]
+        )
+        data[f"x{j}"] = rng.permutation(values).astype(np.float32)[:6000]
+    numeric["one_edge"] = (np.array([0.5]), np.array([0.5]))
+    n = 6000
+    data["one_edge"] = rng.random(n).astype(np.float32)
+    data["x4"][::97] = np.nan  # NaN in one column of some batches only
+    data["x7"][: n // 2] = np.nan  # a column that is all NaN in the first batches
+    grid = _Grid.of(_skeleton(numeric, {"c": (("a", "b"), None)}))
+    assert grid._stacked is not None and len(grid._stacked.columns) == 9  # the one-edge column is not stacked
+    data["c"] = rng.choice(["a", "b", "z"], size=n)
+    fast, slow = grid.empty(), grid.empty()
+    for start in range(0, n, 1000):
+        batch = {k: pa.array(v[start : start + 1000]) for k, v in data.items()}
+        grid.count_batch(batch, *fast)
+        grid.count_columns(batch, *slow)
+    assert (fast[0] == slow[0]).all()
+    np.testing.assert_allclose(fast[1], slow[1], rtol=1e-12)
+    empty = {k: pa.array(v[:0]) for k, v in data.items()}
+    before = fast[0].copy()
+    grid.count_batch(empty, *fast)
+    assert (fast[0] == before).all()
