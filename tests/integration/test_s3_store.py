@@ -21,7 +21,7 @@ import pyarrow.dataset as pads
 import pytest
 from pyarrow import fs as pafs
 
-from batchinfer.errors import InputDataError, ModelError, OutputError
+from batchinfer.errors import GateFailedError, InputDataError, ModelError, OutputError
 from batchinfer.job import Job
 from tests.support import models
 from tests.support.data import job_config, write_partitioned
@@ -321,7 +321,7 @@ def test_delta_output_in_a_bucket_commits_one_version_and_a_failed_gate_none(spa
     assert set(dt.to_pyarrow_table().to_pandas()["run_id"]) == {second.run_id}
 
 
-def test_iceberg_output_in_a_bucket_one_snapshot_per_run_and_a_killed_driver_none(spark, s3, tmp_path):
+def test_iceberg_output_in_a_bucket_one_snapshot_per_run_failed_gate_and_killed_driver_none(spark, s3, tmp_path):
     pytest.importorskip("pyiceberg")
     from batchinfer.config import IcebergConfig
     from batchinfer.io.iceberg import read_table
@@ -342,6 +342,21 @@ def test_iceberg_output_in_a_bucket_one_snapshot_per_run_and_a_killed_driver_non
     assert len(before) == first.manifest["rows_out"] == len(DAYS) * 2 * 400
     listed = s3["fs"].get_file_info(pafs.FileSelector("scores/iceberg/data", recursive=True))
     assert all(f.base_name.startswith(first.run_id) for f in listed if f.base_name.endswith(".parquet"))
+
+    # A failed gate (output checks computed in the scoring tasks, on the bucket's rows) writes
+    # nothing: the same snapshot, the same rows, no new object under the table's data/.
+    data_files = {f.path for f in listed}
+    gated = s3_config(s3, "s3a://scores/iceberg")
+    gated["output"].update(format="iceberg", iceberg=iceberg)
+    gated["checks"] = {"output": [{"expect": "between", "column": "score", "min": 0, "max": 0.001}]}
+    with pytest.raises(GateFailedError) as info:
+        Job.from_config(gated).run(spark=spark)
+    assert info.value.exit_code == 5
+    tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
+    assert tbl.current_snapshot().snapshot_id == snap.snapshot_id and len(tbl.snapshots()) == 1
+    assert tbl.scan().to_arrow().to_pandas().sort_values("id").reset_index(drop=True).equals(before)
+    relisted = s3["fs"].get_file_info(pafs.FileSelector("scores/iceberg/data", recursive=True))
+    assert {f.path for f in relisted} == data_files
 
     class Killed(SystemExit):  # a driver killed after the data files were copied, before the commit
         pass
