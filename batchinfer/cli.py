@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     recover = sub.add_parser("recover", help="roll back a half-done commit left by a killed run")
     recover.add_argument("output", help="output path of the job (output.path)")
-    for parser in (unlock, recover):  # a store only Hadoop reaches (viewfs://, hdfs:// without libhdfs)
-        parser.add_argument(
+    for store_cmd in (unlock, recover):  # a store only Hadoop reaches (viewfs://, hdfs:// without libhdfs)
+        store_cmd.add_argument(
             "--conf",
             dest="spark_conf",
             action="append",

@@ -186,7 +186,11 @@ class Job:
             plan.storage = {
                 "hadoop_via_spark_driver": {
                     role: storage.hadoop_served(uri)
-                    for role, uri in (("input", cfg.input.path), ("model", model_path), ("output", cfg.output.path))
+                    for role, uri in (
+                        ("input", cfg.input.path),
+                        ("model", model_path),
+                        ("output", cfg.output.path),
+                    )
                     if uri and storage.hadoop_served(uri)
                 },
                 "reader": fallback.reader,
@@ -231,6 +235,13 @@ class Job:
                 f"{what}; only classic Spark's driver can open it (through Hadoop), but the engine is "
                 f"{choice.name} ({choice.reason})",
                 hint=f"use runtime.engine: spark{native}",
+            )
+        if problems.get("output") and cfg.output.format != "parquet":
+            raise ConfigError(
+                f"output.format {cfg.output.format} on {uris['output']} ({problems['output']}): "
+                f"the {cfg.output.format} writer has no Hadoop FileSystem fallback",
+                hint="use output.format: parquet there (committed through Spark's Hadoop FileSystem), "
+                "or a store the table format's own client opens",
             )
         decision = storage.spark_fallback(
             uris,

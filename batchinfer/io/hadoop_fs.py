@@ -197,7 +197,9 @@ class HadoopFileSystemHandler(pafs.FileSystemHandler):
         return "hadoop"
 
     def equals(self, other) -> bool:
-        return isinstance(other, HadoopFileSystemHandler) and other.root == self.root and other._sc is self._sc
+        return (
+            isinstance(other, HadoopFileSystemHandler) and other.root == self.root and other._sc is self._sc
+        )
 
     def normalize_path(self, path: str) -> str:
         return path

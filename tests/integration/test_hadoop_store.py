@@ -69,7 +69,9 @@ def direct_scores(viewfs):
     data = viewfs["base"] / "lake" / "events"
     table = pads.dataset(str(data), format="parquet", partitioning="hive").to_table().to_pandas()
     table = table.sort_values("id").reset_index(drop=True)
-    session = ort.InferenceSession(str(viewfs["base"] / "models" / "m.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(viewfs["base"] / "models" / "m.onnx"), providers=["CPUExecutionProvider"]
+    )
     (probs,) = session.run(["probabilities"], {"input": table[FEATURES].to_numpy(np.float32)})
     return table["id"].to_numpy(), probs[:, 1]
 
@@ -163,9 +165,11 @@ def test_validate_prints_the_fallback_note(spark, viewfs, tmp_path, capsys):
 def test_pyarrow_reader_on_such_a_store_is_one_line_and_exit_2(spark, viewfs, tmp_path, capsys):
     cfg = config(viewfs, "refused", runtime={"reader": "pyarrow", "engine": "spark"})
     assert main(["run", _yaml(tmp_path, cfg)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("batchinfer: config error: runtime.reader is pyarrow, but pyarrow cannot open")
-    assert f"{viewfs['root']}/lake/events" in err[0] and "Traceback" not in "\n".join(err)
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("batchinfer: config error")]
+    assert line.startswith("batchinfer: config error: runtime.reader is pyarrow, but pyarrow cannot open")
+    assert f"{viewfs['root']}/lake/events" in line and "Traceback" not in err
+    assert "runtime.reader: auto" in err  # the fix
     assert not (viewfs["base"] / "scores" / "refused").exists()
 
 
@@ -182,4 +186,10 @@ def test_spark_connect_on_such_a_store_is_one_line(viewfs):
     cfg = config(viewfs, "connect")
     cfg["spark"]["remote"] = "sc://127.0.0.1:1"  # resolved, never dialled: the plan stops first
     with pytest.raises(ConfigError, match=r"the engine is spark-connect \(spark.remote is set\)"):
+        Job.from_config(cfg).plan()
+
+
+def test_a_table_format_on_such_a_store_is_one_line(viewfs):
+    cfg = config(viewfs, "delta", output={"format": "delta"})
+    with pytest.raises(ConfigError, match=r"output.format delta on viewfs://.*no Hadoop FileSystem fallback"):
         Job.from_config(cfg).plan()
