@@ -117,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     recover = sub.add_parser("recover", help="roll back a half-done commit left by a killed run")
     recover.add_argument("output", help="output path of the job (output.path)")
+    for store_cmd in (unlock, recover):  # a store only Hadoop reaches (viewfs://, hdfs:// without libhdfs)
+        store_cmd.add_argument(
+            "--conf",
+            dest="spark_conf",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a Spark property for the Spark session that opens a store pyarrow cannot "
+            "(e.g. spark.hadoop.fs.viewfs.mounttable.*); repeatable",
+        )
 
     demo = sub.add_parser("demo", help="make the demo data and model (if missing) and run the demo job")
     demo.add_argument("--dir", default="demo", help="where demo data, model and output go (default: demo/)")
@@ -325,10 +335,13 @@ def cmd_validate(args) -> int:
     from batchinfer.job import Job
 
     job = Job.from_yaml(args.config, overrides=args.overrides, overlays=args.overlay, env=args.env)
-    plan = job.plan()
-    from batchinfer.commands import validate_extensions
+    try:
+        plan = job.plan()
+        from batchinfer.commands import validate_extensions
 
-    validate_extensions(job, plan)
+        validate_extensions(job, plan)
+    finally:
+        job.release_hadoop()  # a store only Hadoop reaches started Spark for the plan
     from batchinfer import engines
 
     choice = engines.resolve(job.config)  # what `run` would use (no session passed in)
@@ -347,6 +360,9 @@ def cmd_validate(args) -> int:
         )
         print(f"engine: {choice.name} ({choice.reason})")
         print(f"batches: {plan.batch_policy.describe()}")
+        for note in plan.notes:
+            if note.startswith("storage:") and plan.storage:  # the Hadoop fallback, as the manifest says
+                print(note)
     from batchinfer.io.storage import plain_parquet_warning
 
     if job.config.output.format == "parquet" and plain_parquet_warning(job.config.output.path):
@@ -369,9 +385,30 @@ def cmd_config_show(args) -> int:
     return EXIT_OK
 
 
+def _open_with_hadoop(args) -> None:
+    """``unlock``/``recover`` on a store pyarrow cannot open: through a classic Spark driver."""
+    from batchinfer.io import storage
+
+    conf = {}
+    if getattr(args, "spark_conf", None):
+        from batchinfer.spark_conf import parse_conf_args
+
+        conf = parse_conf_args(args.spark_conf)
+    storage.configure(storage.StorageOptions.from_spark_conf(conf))
+    if not storage.needs_hadoop(args.output) or storage.hadoop_session() is not None:
+        return
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("batchinfer-" + args.command)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    storage.use_hadoop(builder.getOrCreate())  # spark-defaults.conf, HADOOP_CONF_DIR apply
+
+
 def cmd_unlock(args) -> int:
     from batchinfer.io.sink import OutputTable
 
+    _open_with_hadoop(args)
     holder = OutputTable(args.output).force_unlock()
     if holder is None:
         print(f"{args.output}: no lock held")
@@ -387,6 +424,7 @@ def cmd_recover(args) -> int:
     from batchinfer.io.sink import OutputTable
     from batchinfer.job import new_run_id
 
+    _open_with_hadoop(args)
     table = OutputTable(args.output)
     run_id = new_run_id()
     table.acquire_lock(run_id, "recover")

@@ -162,6 +162,8 @@ class Job:
 
         # spark.hadoop.fs.* settings reach the pyarrow filesystems too (one config for both readers).
         storage.configure(storage.StorageOptions.from_spark_conf({**cfg.spark.conf, **self.spark_conf}))
+        fallback = self._open_hadoop_stores()  # stores only Spark's Hadoop FileSystem reaches
+        cfg = self.config
         check_output_location(cfg)
         model_path, expected_sha, card = resolve_model_source(cfg.model)
         model = load_model(model_path, expected_sha256=expected_sha)
@@ -179,10 +181,107 @@ class Job:
         plan.notes.extend(
             storage.storage_notes({"input": cfg.input.path, "model": model_path, "output": cfg.output.path})
         )
+        if fallback is not None:
+            plan.notes.extend(fallback.notes)
+            plan.storage = {
+                "hadoop_via_spark_driver": {
+                    role: storage.hadoop_served(uri)
+                    for role, uri in (
+                        ("input", cfg.input.path),
+                        ("model", model_path),
+                        ("output", cfg.output.path),
+                    )
+                    if uri and storage.hadoop_served(uri)
+                },
+                "reader": fallback.reader,
+                "writer": fallback.writer,
+            }
         if cfg.output.format == "parquet" and storage.plain_parquet_warning(cfg.output.path):
             plan.notes.append(storage.plain_parquet_warning(cfg.output.path))
         plan.card = card
         return apply_card(plan, card)  # canary batch, batch-dependence pinning
+
+    def _open_hadoop_stores(self):
+        """Where pyarrow cannot open the input, model or output: open them through classic Spark.
+
+        Starts the Spark engine now (planning reads footers and the model through the driver's
+        Hadoop FileSystem), switches ``runtime.reader`` / ``output.writer`` from auto to spark
+        (the tasks cannot reach the driver's JVM) and returns the
+        :class:`~batchinfer.io.storage.IoDecision`; None when pyarrow reaches every location.
+        A one-line ConfigError when the engine has no driver JVM or pyarrow was asked for.
+        """
+        from batchinfer import engines
+        from batchinfer.errors import ConfigError
+        from batchinfer.io import storage
+
+        cfg = self.config
+        uris = {"input": cfg.input.path, "model": cfg.model.path or "", "output": cfg.output.path}
+        if cfg.quarantine.enabled and cfg.quarantine.path:
+            uris["quarantine"] = cfg.quarantine.path
+        problems = {role: storage.pyarrow_problem(uri) for role, uri in uris.items() if uri}
+        blocked = [role for role, problem in problems.items() if problem]
+        if not blocked:
+            return None
+        role, uri = blocked[0], uris[blocked[0]]
+        what = f"{role} {uri}: {problems[role]}"
+        native = (
+            ", or install a Hadoop client with libhdfs for pyarrow (docs/storage.md)"
+            if uri.lower().startswith("hdfs://")
+            else ""
+        )
+        choice = engines.resolve(cfg, getattr(self, "_session", None))
+        if choice.name != "spark":
+            raise ConfigError(
+                f"{what}; only classic Spark's driver can open it (through Hadoop), but the engine is "
+                f"{choice.name} ({choice.reason})",
+                hint=f"use runtime.engine: spark{native}",
+            )
+        if problems.get("output") and cfg.output.format != "parquet":
+            raise ConfigError(
+                f"output.format {cfg.output.format} on {uris['output']} ({problems['output']}): "
+                f"the {cfg.output.format} writer has no Hadoop FileSystem fallback",
+                hint="use output.format: parquet there (committed through Spark's Hadoop FileSystem), "
+                "or a store the table format's own client opens",
+            )
+        decision = storage.spark_fallback(
+            uris,
+            cfg.runtime.reader,
+            cfg.output.writer,
+            {r: problems.get(r) is None for r in ("input", "output")},
+        )
+        if decision.blocked:
+            where = "input" if problems.get("input") and cfg.runtime.reader == "pyarrow" else "output"
+            field_name = "runtime.reader" if where == "input" else "output.writer"
+            raise ConfigError(
+                f"{field_name} is pyarrow, but pyarrow cannot open the {where} {uris[where]} "
+                f"({problems[where]})",
+                hint=f"set {field_name}: auto (or spark): Spark's {'reader' if where == 'input' else 'writer'} "
+                f"opens it through Hadoop{native}",
+            )
+        engine = getattr(self, "_engine", None)
+        if engine is None or getattr(engine, "name", None) != "spark":
+            self._close_engine()
+            engine = self._engine = engines.start(
+                choice, cfg, spark=getattr(self, "_session", None), command_line_conf=self.spark_conf
+            )
+        storage.use_hadoop(engine.session)
+        self._uses_hadoop = True
+        if (cfg.runtime.reader, cfg.output.writer) != (decision.reader, decision.writer):
+            self.loaded.config = cfg.model_copy(
+                update={
+                    "runtime": cfg.runtime.model_copy(update={"reader": decision.reader}),
+                    "output": cfg.output.model_copy(update={"writer": decision.writer}),
+                }
+            )
+        return decision
+
+    def release_hadoop(self) -> None:
+        """Stop opening stores through this job's Spark session (after a run or a validate)."""
+        if getattr(self, "_uses_hadoop", False):
+            from batchinfer.io import storage
+
+            storage.use_hadoop(None)
+            self._uses_hadoop = False
 
     @scrubs_errors
     def run(
@@ -218,6 +317,7 @@ class Job:
             manifest.extra["attempt"] = attempt
         from batchinfer import engines
 
+        self._session = spark
         self._engine = engines.prestart(cfg, spark)  # embedded workers import while we plan
         try:
             with timings.stage("plan", progress):
@@ -229,9 +329,13 @@ class Job:
                 validate_extensions(self, plan)
         except BaseException:
             self._close_engine()
+            self.release_hadoop()
             raise
+        cfg = self.config  # a store only Hadoop reaches switched reader/writer to spark
         manifest.set_plan(plan)
         manifest.notes.extend(plan.notes)
+        if plan.storage:
+            manifest.extra["storage"] = plan.storage
         if hasattr(progress, "set_rows"):  # rows/s and ETA in the progress display
             progress.set_rows(int(plan.selection.rows * (sample_fraction or 1.0)))
 
@@ -246,6 +350,7 @@ class Job:
                 table.acquire_lock(run_id, cfg.job)
             except BaseException:
                 self._close_engine()
+                self.release_hadoop()
                 raise
         try:
             if not dry_run:
@@ -295,6 +400,7 @@ class Job:
                 import shutil
 
                 shutil.rmtree(scratch, ignore_errors=True)
+            self.release_hadoop()
 
     def _execute(
         self,

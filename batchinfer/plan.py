@@ -98,6 +98,8 @@ class JobPlan:
     notes: list[str] = field(default_factory=list)
     card: dict | None = None  # the model card, when the config points at one
     batching: object = None  # scoring.batch_size.BatchPolicy: runtime.batch_rows / worker_memory
+    # Stores only Spark's Hadoop FileSystem reaches: which roles, and the reader/writer chosen.
+    storage: dict = field(default_factory=dict)
 
     @property
     def batch_policy(self):
@@ -129,6 +131,7 @@ class JobPlan:
                 o.column: {"output": o.name, "mode": o.mode, "type": o.arrow_type} for o in self.spec.outputs
             },
             "batching": {**self.batch_policy.to_dict(), "description": self.batch_policy.describe()},
+            **({"storage": self.storage} if self.storage else {}),
         }
 
 

@@ -14,11 +14,16 @@ class Location:
     path: str
     uri: str
     is_local: bool
+    renames_dirs: bool = False  # a directory rename is one atomic operation (HDFS, ViewFS)
+
+    @property
+    def atomic_rename(self) -> bool:
+        return self.is_local or self.renames_dirs
 
     def join(self, *parts: str) -> Location:
         path = "/".join([self.path.rstrip("/"), *parts])
         uri = "/".join([self.uri.rstrip("/"), *parts])
-        return Location(self.fs, path, uri, self.is_local)
+        return Location(self.fs, path, uri, self.is_local, self.renames_dirs)
 
 
 def resolve(path_or_uri: str, *, error=None) -> Location:
@@ -35,7 +40,8 @@ def resolve(path_or_uri: str, *, error=None) -> Location:
         from batchinfer.io.storage import filesystem_for
 
         filesystem, path = filesystem_for(path_or_uri, error=error or InputDataError)
-        return Location(filesystem, path.rstrip("/"), path_or_uri.rstrip("/"), False)
+        scheme = path_or_uri.split("://", 1)[0].lower()
+        return Location(filesystem, path.rstrip("/"), path_or_uri.rstrip("/"), False, scheme in _RENAMES_DIRS)
     local = path_or_uri[len("file://") :] if path_or_uri.startswith("file://") else path_or_uri
     absolute = os.path.abspath(os.path.expanduser(local))
     return Location(pafs.LocalFileSystem(), absolute, absolute, True)
@@ -57,6 +63,9 @@ def is_hidden(name: str) -> bool:
     """Spark and Hive ignore names starting with '_' or '.' (``_SUCCESS``, ``.crc``, ``_batchinfer``)."""
     return name.startswith("_") or name.startswith(".")
 
+
+# Hadoop filesystems whose directory rename is one namenode operation (atomic).
+_RENAMES_DIRS = ("hdfs", "viewfs")
 
 # Object-store schemes that name the same store (Hadoop's s3a/s3n are S3; abfss is abfs over TLS).
 _SAME_STORE = {"s3a": "s3", "s3n": "s3", "gcs": "gs", "abfss": "abfs", "wasbs": "wasb"}

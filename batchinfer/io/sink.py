@@ -83,7 +83,7 @@ def _write_text_atomic(loc: Location, text: str) -> None:
     loc.fs.move(tmp, loc.path)
 
 
-def _move_dir(fs, src: str, dst: str, is_local: bool) -> None:
+def _move_dir(fs, src: str, dst: str, atomic_rename: bool) -> None:
     """Rename a directory; on object stores (no directory rename) move its files one by one.
 
     There each move is a copy then a delete, so readers listing the partition during the move
@@ -92,7 +92,7 @@ def _move_dir(fs, src: str, dst: str, is_local: bool) -> None:
     """
     from pyarrow import fs as pafs
 
-    if is_local:
+    if atomic_rename:  # local disk, HDFS
         fs.move(src, dst)
         return
     base = src.rstrip("/") + "/"
@@ -190,6 +190,9 @@ class OutputTable:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             return True
+        create_new = getattr(getattr(self.lock_path.fs, "handler", None), "create_new", None)
+        if create_new is not None:  # Hadoop FileSystem via the driver: create(overwrite=false)
+            return create_new(self.lock_path.path, data)
         # Object stores have no exclusive create: check-then-write, documented as best effort.
         if _exists(self.lock_path):
             return False
@@ -273,7 +276,7 @@ class OutputTable:
                 if _exists(live):
                     live.fs.delete_dir(live.path)
                 live.fs.create_dir(live.path.rsplit("/", 1)[0], recursive=True)
-                _move_dir(live.fs, old.path, live.path, live.is_local)
+                _move_dir(live.fs, old.path, live.path, live.atomic_rename)
             elif not unit.get("had_previous") and _exists(live):
                 live.fs.delete_dir(live.path)
 
@@ -389,10 +392,10 @@ class OutputTable:
                 if unit["had_previous"]:
                     old = trash.join(rel)
                     old.fs.create_dir(old.path.rsplit("/", 1)[0], recursive=True)
-                    _move_dir(live.fs, live.path, old.path, live.is_local)
+                    _move_dir(live.fs, live.path, old.path, live.atomic_rename)
                     pause("moved_previous")
                 live.fs.create_dir(live.path.rsplit("/", 1)[0], recursive=True)
-                _move_dir(live.fs, staging.join(rel).path, live.path, live.is_local)
+                _move_dir(live.fs, staging.join(rel).path, live.path, live.atomic_rename)
             else:
                 self._swap_root_files(run_id, files)
             pause("partition_committed")

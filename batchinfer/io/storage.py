@@ -19,7 +19,13 @@ URI                pyarrow filesystem           settings carried across
 ``abfs://`` ``abfss://``  ``AzureFileSystem``  ``fs.azure.account.key.<account>.dfs.core.windows.net``
 ``hdfs://``        ``HadoopFileSystem``         needs libhdfs, libjvm and a Hadoop ``CLASSPATH``
 ``file://``, path  ``LocalFileSystem``          --
+other (``viewfs://`` ...)  --                  --
 =================  ===========================  =========================================
+
+Where pyarrow cannot open a store (``hdfs://`` without libhdfs, ``viewfs://``, other Hadoop
+schemes) and a classic SparkSession is registered with :func:`use_hadoop`, the driver opens it
+through that session's Hadoop ``FileSystem`` (:mod:`batchinfer.io.hadoop_fs`); the job then
+reads and writes it with Spark's reader and writer (:func:`spark_fallback`).
 
 Secrets (secret keys, session tokens, account keys) are registered with the process-wide
 redactor as soon as they are read, and :class:`StorageOptions` never shows them in its ``repr``.
@@ -149,6 +155,88 @@ def active() -> StorageOptions:
     return _ACTIVE
 
 
+# --------------------------------------------------------------- stores only Hadoop reaches
+_HADOOP_SESSION = None  # the classic SparkSession whose driver JVM opens them (use_hadoop)
+_HADOOP_CACHE: dict[tuple, object] = {}
+_NATIVE_HDFS: dict[tuple, str | None] = {}  # (netloc, options) -> why pyarrow cannot open it
+
+
+def use_hadoop(session) -> None:
+    """Open stores pyarrow cannot reach through ``session``'s driver JVM (None: stop doing so).
+
+    ``session`` must be a classic SparkSession: Spark Connect has no driver JVM in this process.
+    """
+    global _HADOOP_SESSION
+    if session is not _HADOOP_SESSION:
+        _HADOOP_CACHE.clear()
+    _HADOOP_SESSION = session
+
+
+def hadoop_session():
+    """The session registered by :func:`use_hadoop`, while its SparkContext is alive; else None."""
+    session = _HADOOP_SESSION
+    if session is None or getattr(session.sparkContext, "_jsc", None) is None:
+        return None
+    return session
+
+
+def pyarrow_problem(uri: str, options: StorageOptions | None = None) -> str | None:
+    """Why pyarrow cannot open the store of ``uri`` (e.g. ``"viewfs:// has no pyarrow
+    filesystem"``), or None when it can. Never raises; ``hdfs://`` is tried once per namenode
+    (pyarrow loads libhdfs then)."""
+    if "://" not in str(uri):
+        return None
+    options = options or _ACTIVE
+    parts = urlsplit(uri)
+    store = canonical_scheme(parts.scheme)
+    if store in ("file", "s3", "gs", "abfs") or len(store) == 1:  # a Windows drive letter
+        return None
+    if store != "hdfs":
+        return f"{parts.scheme}:// has no pyarrow filesystem"
+    key = (parts.netloc, options)
+    if key not in _NATIVE_HDFS:
+        try:
+            filesystem_for(uri, options, native_only=True)
+            _NATIVE_HDFS[key] = None
+        except BatchInferError:
+            _NATIVE_HDFS[key] = "hdfs:// without libhdfs"
+    return _NATIVE_HDFS[key]
+
+
+def needs_hadoop(uri: str, options: StorageOptions | None = None) -> bool:
+    """True when only a Hadoop FileSystem (Spark's) can open ``uri``."""
+    return pyarrow_problem(uri, options) is not None
+
+
+def hadoop_served(uri: str) -> str | None:
+    """The Hadoop FileSystem class serving ``uri`` on the driver (``ViewFileSystem``...), or None."""
+    if not needs_hadoop(uri) or hadoop_session() is None:
+        return None
+    try:
+        fs, _ = filesystem_for(uri)
+    except BatchInferError:
+        return None
+    return getattr(getattr(fs, "handler", None), "implementation", None)
+
+
+def _hadoop_filesystem(session, parts, options: StorageOptions, error):
+    key = (id(session), parts.scheme.lower(), parts.netloc, options)
+    filesystem = _HADOOP_CACHE.get(key)
+    if filesystem is None:
+        from batchinfer.io.hadoop_fs import hadoop_filesystem
+
+        try:
+            filesystem = hadoop_filesystem(session, parts.geturl(), dict(options.hadoop))
+        except OSError as exc:
+            raise error(
+                f"cannot open {parts.geturl()} through the Spark driver's Hadoop FileSystem: {exc}",
+                hint=f"check the URI; Spark needs a Hadoop FileSystem for {parts.scheme}:// on its "
+                f"classpath (fs.{parts.scheme}.impl) and its settings (HADOOP_CONF_DIR, spark.hadoop.*)",
+            ) from None
+        _HADOOP_CACHE[key] = filesystem
+    return filesystem
+
+
 # Hadoop and Spark spellings of one store (the same table decides overlaps, see filesystem.py).
 def canonical_scheme(scheme: str) -> str:
     from batchinfer.io.filesystem import _SAME_STORE
@@ -195,17 +283,27 @@ def credential_source(uri: str, options: StorageOptions | None = None) -> str:
         if options.environ("GOOGLE_APPLICATION_CREDENTIALS"):
             return "environment GOOGLE_APPLICATION_CREDENTIALS"
         return "Google application default credentials"
-    if store == "hdfs":
-        return "Hadoop configuration (HADOOP_CONF_DIR, Kerberos ticket cache)"
-    return "local filesystem"
+    if store in ("file", "") or len(store) == 1:
+        return "local filesystem"
+    return "Hadoop configuration (HADOOP_CONF_DIR, spark.hadoop.*, Kerberos ticket cache)"
 
 
-def filesystem_for(uri: str, options: StorageOptions | None = None, *, error=InputDataError):
-    """``(pyarrow filesystem, path on it)`` for a URI; ``error`` is the class raised when it fails."""
+def filesystem_for(
+    uri: str, options: StorageOptions | None = None, *, error=InputDataError, native_only: bool = False
+):
+    """``(pyarrow filesystem, path on it)`` for a URI; ``error`` is the class raised when it fails.
+
+    A store pyarrow cannot open goes through the Hadoop FileSystem of the session registered
+    with :func:`use_hadoop` (unless ``native_only``); without one, the error says what to do.
+    """
     options = options or _ACTIVE
     parts = urlsplit(uri)
     store = canonical_scheme(parts.scheme)
     path = parts.path.lstrip("/")
+    if not native_only and store not in ("s3", "gs", "abfs") and needs_hadoop(uri, options):
+        session = hadoop_session()
+        if session is not None:
+            return _hadoop_filesystem(session, parts, options, error), "/" + path
     if store in ("s3", "gs"):
         fs_path = f"{parts.netloc}/{path}".rstrip("/")
         key = (store, parts.netloc, options)
@@ -218,8 +316,10 @@ def filesystem_for(uri: str, options: StorageOptions | None = None, *, error=Inp
         key = (store, parts.netloc, options)
     else:
         raise error(
-            f"unsupported storage scheme {parts.scheme}:// in {uri}",
-            hint="use s3a://, s3://, gs://, abfs(s)://, hdfs://, file:// or a local path",
+            f"unsupported storage scheme {parts.scheme}:// in {uri} (pyarrow has no filesystem for it)",
+            hint="use s3a://, s3://, gs://, abfs(s)://, hdfs://, file:// or a local path; a store "
+            "Hadoop has a FileSystem for (viewfs://...) needs runtime.engine: spark (classic), whose "
+            "driver opens it",
         )
     filesystem = _CACHE.get(key)
     if filesystem is None:
@@ -273,8 +373,9 @@ def _build(store: str, parts, options: StorageOptions, error=InputDataError):
         raise error(
             f"hdfs:// needs libhdfs, which this Python cannot load ({str(exc).splitlines()[0][:160]}) "
             f"for {parts.geturl()}",
-            hint="install a Hadoop client and set JAVA_HOME, HADOOP_HOME, ARROW_LIBHDFS_DIR and "
-            "CLASSPATH=$(hadoop classpath --glob); a pip-installed pyspark does not provide them",
+            hint="run on classic Spark (runtime.engine: spark), whose driver opens it through Hadoop, "
+            "or install a Hadoop client and set JAVA_HOME, HADOOP_HOME, ARROW_LIBHDFS_DIR and "
+            "CLASSPATH=$(hadoop classpath --glob) (a pip-installed pyspark does not provide them)",
         ) from None
 
 
@@ -400,6 +501,13 @@ def storage_notes(uris: dict[str, str]) -> list[str]:
     for role, uri in uris.items():
         if "://" not in str(uri) or str(uri).startswith("file://"):
             continue
+        served = hadoop_served(str(uri))
+        if served is not None:
+            notes.append(
+                f"storage: {role} {uri} planned, committed and recorded through the Hadoop FileSystem "
+                f"via the Spark driver ({served}; credentials: {credential_source(uri)})"
+            )
+            continue
         scheme = urlsplit(uri).scheme
         kind = {
             "s3": "S3FileSystem",
@@ -432,8 +540,9 @@ def spark_fallback(
     ``uris`` maps "input" / "output" to their URIs; ``reader``/``writer`` are the configured
     ``runtime.reader`` / ``output.writer`` (auto, pyarrow, spark); ``pyarrow_can_open`` says per
     role whether a pyarrow filesystem could be built (e.g. False for ``hdfs://`` without libhdfs).
-    A pure function, tested alone: the job does not call it yet, because planning (footers, row
-    groups), the commit and the run records need pyarrow on both locations (docs/storage.md).
+    The job calls it while planning (``Job.plan``): planning, the commit and the run records
+    then go through the driver's Hadoop FileSystem (:mod:`batchinfer.io.hadoop_fs`), the tasks
+    through Spark's reader and writer.
 
     >>> spark_fallback({"input": "hdfs://nn/x", "output": "/tmp/o"}, "auto", "auto",
     ...                {"input": False, "output": True}).reader
@@ -454,8 +563,14 @@ def spark_fallback(
             )
             continue
         chosen[role] = "spark"
+        scheme = urlsplit(uri).scheme
+        why = (
+            "hdfs:// without its native client"
+            if canonical_scheme(scheme) == "hdfs"
+            else f"pyarrow has no {scheme}:// filesystem"
+        )
         notes.append(
-            f"storage: {role} {uri} is not reachable with pyarrow ({canonical_scheme(urlsplit(uri).scheme)}://"
-            f" without its native client); Spark's {what} (Hadoop filesystem) is used instead"
+            f"storage: {role} {uri} is not reachable with pyarrow ({why}); Spark's {what} "
+            "(Hadoop filesystem) is used instead"
         )
     return IoDecision(chosen["input"], chosen["output"], tuple(notes), blocked)

@@ -1,7 +1,7 @@
 """The decision to fall back to Spark's reader/writer where pyarrow cannot reach a store.
 
-Pure-function test only: no HDFS or hadoop-aws here, and the job does not call it yet
-(planning and the commit need pyarrow; docs/storage.md).
+The pure function alone; the job that uses it (planning and the commit through the Spark
+driver's Hadoop FileSystem) is tested in tests/integration/test_hadoop_store.py.
 """
 
 from batchinfer.io.storage import spark_fallback
@@ -33,3 +33,17 @@ def test_reachable_stores_keep_the_configured_choice_and_pyarrow_forced_is_block
         {"input": "/i", "output": "hdfs://nn/o"}, "auto", "auto", {"input": True, "output": False}
     )
     assert d.writer == "spark" and "Spark's writer" in d.notes[0]
+
+
+def test_a_scheme_pyarrow_has_no_filesystem_for_names_it():
+    d = spark_fallback(
+        {"input": "viewfs://cluster/events", "output": "viewfs://cluster/scores"},
+        "auto",
+        "auto",
+        {"input": False, "output": False},
+    )
+    assert (d.reader, d.writer, d.blocked) == ("spark", "spark", None)
+    assert d.notes[0] == (
+        "storage: input viewfs://cluster/events is not reachable with pyarrow (pyarrow has no viewfs:// "
+        "filesystem); Spark's reader (Hadoop filesystem) is used instead"
+    )
