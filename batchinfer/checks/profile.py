@@ -501,6 +501,12 @@ class _Grid:
         floats = np.tile([0.0, 0.0, np.inf, -np.inf], len(self.numeric))
         return np.zeros(self.int_size, dtype=np.int64), floats
 
+    def for_tasks(self) -> _Grid:
+        """This grid with its vectorized layout built (pickled with it): each scoring task
+        would otherwise rebuild the lookup tables (~0.1-0.2 s per task for 64 columns)."""
+        _ = self._stacked
+        return self
+
     @cached_property
     def _stacked(self):
         """The vectorized layout of the numeric columns (checks/stacked_counts.py), or None."""

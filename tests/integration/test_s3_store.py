@@ -283,7 +283,7 @@ def test_validate_warns_that_plain_parquet_on_a_bucket_is_not_atomic(s3, tmp_pat
     assert s3["secret"] not in captured.out + captured.err
 
 
-def test_delta_output_in_a_bucket_commits_one_version_and_a_failed_gate_none(spark, s3):
+def test_delta_output_in_a_bucket_one_version_per_run_failed_gate_and_killed_driver_none(spark, s3):
     deltalake = pytest.importorskip("deltalake")
     from batchinfer.io.delta import delta_storage_options
 
@@ -299,29 +299,47 @@ def test_delta_output_in_a_bucket_commits_one_version_and_a_failed_gate_none(spa
     rows = dt.to_pyarrow_table().to_pandas()
     assert len(rows) == first.manifest["rows_out"] == len(DAYS) * 2 * 400
 
-    # A refused run changes nothing; the next overwrite is exactly one more version. (Output
-    # checks read the staged rows with Spark's reader, which needs s3a jars this machine lacks:
-    # the failed-gate case is tested on local disk in test_delta_output.py.)
+    def unchanged():
+        dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
+        assert dt.version() == 0
+        after = dt.to_pyarrow_table().to_pandas().sort_values("id").reset_index(drop=True)
+        assert after.equals(rows.sort_values("id").reset_index(drop=True))
+
+    # A refused run, a failed gate (output checks computed in the scoring tasks on the bucket's
+    # rows) and a driver killed before the Delta commit change nothing; the next overwrite is
+    # exactly one more version.
     refused = s3_config(s3, "s3a://scores/delta")
     refused["output"].update(format="delta", mode="error_if_exists")
     with pytest.raises(OutputError, match="already a Delta table"):
         Job.from_config(refused).run(spark=spark)
-    dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
-    assert dt.version() == 0
-    assert (
-        dt.to_pyarrow_table()
-        .to_pandas()
-        .sort_values("id")
-        .reset_index(drop=True)
-        .equals(rows.sort_values("id").reset_index(drop=True))
-    )
+    unchanged()
+    gated = s3_config(s3, "s3a://scores/delta")
+    gated["output"]["format"] = "delta"
+    gated["checks"] = {"output": [{"expect": "between", "column": "score", "min": 0, "max": 0.001}]}
+    with pytest.raises(GateFailedError) as info:
+        Job.from_config(gated).run(spark=spark)
+    assert info.value.exit_code == 5
+    unchanged()
+
+    class Killed(SystemExit):  # like a killed driver: no cleanup runs
+        pass
+
+    def pause(step):
+        if step == "delta_table_read":
+            raise Killed
+
+    with pytest.raises(Killed):
+        Job.from_config(cfg).run(spark=spark, commit_pause=pause)
+    unchanged()
     second = Job.from_config(cfg).run(spark=spark)
     dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
     assert dt.version() == 1 and dt.history(1)[0]["batchinfer.run_id"] == second.run_id
     assert set(dt.to_pyarrow_table().to_pandas()["run_id"]) == {second.run_id}
 
 
-def test_iceberg_output_in_a_bucket_one_snapshot_per_run_failed_gate_and_killed_driver_none(spark, s3, tmp_path):
+def test_iceberg_output_in_a_bucket_one_snapshot_per_run_failed_gate_and_killed_driver_none(
+    spark, s3, tmp_path
+):
     pytest.importorskip("pyiceberg")
     from batchinfer.config import IcebergConfig
     from batchinfer.io.iceberg import read_table
