@@ -57,7 +57,19 @@ class _JavaCalls:
 _JAVA = _JavaCalls()
 
 
-class _HadoopInput(io.RawIOBase):
+class _JavaStream(io.RawIOBase):
+    """A Hadoop stream (``self._stream``) as a Python binary file: closing closes the Java side."""
+
+    _stream = None
+
+    def close(self) -> None:
+        if not self.closed and self._stream is not None:
+            with _JAVA:
+                self._stream.close()
+        super().close()
+
+
+class _HadoopInput(_JavaStream):
     """An ``FSDataInputStream`` as a seekable Python binary file."""
 
     def __init__(self, stream, size: int) -> None:
@@ -108,14 +120,8 @@ class _HadoopInput(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def close(self) -> None:
-        if not self.closed:
-            with _JAVA:
-                self._stream.close()
-        super().close()
 
-
-class _HadoopOutput(io.RawIOBase):
+class _HadoopOutput(_JavaStream):
     """An ``FSDataOutputStream`` as a Python binary file (the file appears on close)."""
 
     def __init__(self, stream) -> None:
@@ -135,12 +141,6 @@ class _HadoopOutput(io.RawIOBase):
                 self._stream.write(bytes(view[start : start + _CHUNK]))
         self._written += len(view)
         return len(view)
-
-    def close(self) -> None:
-        if not self.closed:
-            with _JAVA:
-                self._stream.close()
-        super().close()
 
 
 class HadoopFileSystemHandler(pafs.FileSystemHandler):
@@ -259,12 +259,17 @@ class HadoopFileSystemHandler(pafs.FileSystemHandler):
     def delete_root_dir_contents(self) -> None:
         raise OSError(f"refusing to delete everything under {self.root}")
 
-    def delete_file(self, path: str) -> None:
+    def _file_status(self, path: str):
+        """The status of a file at ``path``: FileNotFoundError / IsADirectoryError otherwise."""
         status = self._status(path)
         if status is None:
             raise FileNotFoundError(f"{self.root}{path} does not exist")
         if status.isDirectory():
             raise IsADirectoryError(f"{self.root}{path} is a directory")
+        return status
+
+    def delete_file(self, path: str) -> None:
+        self._file_status(path)
         with _JAVA:
             if not self._fs.delete(self._path(path), False):
                 raise OSError(f"cannot delete {self.root}{path}")
@@ -299,11 +304,7 @@ class HadoopFileSystemHandler(pafs.FileSystemHandler):
             raise OSError(f"cannot copy {self.root}{src} to {self.root}{dest}")
 
     def _input(self, path: str) -> _HadoopInput:
-        status = self._status(path)
-        if status is None:
-            raise FileNotFoundError(f"{self.root}{path} does not exist")
-        if status.isDirectory():
-            raise IsADirectoryError(f"{self.root}{path} is a directory")
+        status = self._file_status(path)
         with _JAVA:
             return _HadoopInput(self._fs.open(self._path(path)), status.getLen())
 

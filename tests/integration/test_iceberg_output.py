@@ -11,6 +11,7 @@ from batchinfer.errors import GateFailedError, OutputError
 from batchinfer.job import Job
 from tests.support import models
 from tests.support.data import job_config, write_partitioned
+from tests.support.kill import Killed, kill_at
 
 pytest.importorskip("pyiceberg")
 pytest.importorskip("sqlalchemy")
@@ -112,15 +113,8 @@ def test_failed_gate_and_killed_driver_leave_the_previous_snapshot(spark, ws, tm
         Job.from_config(gated).run(spark=spark)
     assert load(cfg).current_snapshot().snapshot_id == before_id and rows(load(cfg)).equals(before)
 
-    class Killed(SystemExit):  # like a driver killed after the files moved, before the catalog commit
-        pass
-
-    def pause(step):
-        if step == "iceberg_files_moved":
-            raise Killed
-
-    with pytest.raises(Killed):
-        Job.from_config(cfg).run(spark=spark, commit_pause=pause)
+    with pytest.raises(Killed):  # the driver dies after the files moved, before the catalog commit
+        Job.from_config(cfg).run(spark=spark, commit_pause=kill_at("iceberg_files_moved"))
     tbl = load(cfg)
     assert tbl.current_snapshot().snapshot_id == before_id and len(tbl.snapshots()) == 1
     assert rows(tbl).equals(before)

@@ -25,6 +25,7 @@ from batchinfer.errors import GateFailedError, InputDataError, ModelError, Outpu
 from batchinfer.job import Job
 from tests.support import models
 from tests.support.data import job_config, write_partitioned
+from tests.support.kill import Killed, kill_at
 
 pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
@@ -187,12 +188,9 @@ def test_interrupted_commit_in_a_bucket_is_rolled_back_or_finished(spark, s3):
         with fs.open_input_stream(f"scores/recover/ds={day}/_SUCCESS") as fh:
             return fh.read().decode().strip()
 
-    class Killed(SystemExit):  # like a killed driver: no cleanup of staging or journal
-        pass
-
     seen = {}
 
-    def kill_at(step):
+    def kill_and_look_at(step):
         def pause(now):
             if now == "new_files_added" and "mid" not in seen:  # what a reader sees mid-commit
                 rows = read_scores(fs, "scores/recover")
@@ -211,7 +209,7 @@ def test_interrupted_commit_in_a_bucket_is_rolled_back_or_finished(spark, s3):
             table.release_lock("operator")
 
     with pytest.raises(Killed):
-        Job.from_config(s3_config(s3, out)).run(spark=spark, commit_pause=kill_at("new_files_added"))
+        Job.from_config(s3_config(s3, out)).run(spark=spark, commit_pause=kill_and_look_at("new_files_added"))
     total, mid_marker, filtered = seen["mid"]
     assert total > len(before) and mid_marker == first.run_id  # old + new files, the old marker
     filtered = filtered.sort_values("id").reset_index(drop=True)
@@ -224,7 +222,9 @@ def test_interrupted_commit_in_a_bucket_is_rolled_back_or_finished(spark, s3):
 
     # Killed after it was published (first partition switched): recovery finishes the commit.
     with pytest.raises(Killed):
-        Job.from_config(s3_config(s3, out)).run(spark=spark, commit_pause=kill_at("partition_committed"))
+        Job.from_config(s3_config(s3, out)).run(
+            spark=spark, commit_pause=kill_and_look_at("partition_committed")
+        )
     assert any("completed the interrupted" in a for a in recover())
     done = read_scores(fs, "scores/recover")
     (new_run,) = set(done["run_id"])
@@ -320,16 +320,8 @@ def test_delta_output_in_a_bucket_one_version_per_run_failed_gate_and_killed_dri
         Job.from_config(gated).run(spark=spark)
     assert info.value.exit_code == 5
     unchanged()
-
-    class Killed(SystemExit):  # like a killed driver: no cleanup runs
-        pass
-
-    def pause(step):
-        if step == "delta_table_read":
-            raise Killed
-
-    with pytest.raises(Killed):
-        Job.from_config(cfg).run(spark=spark, commit_pause=pause)
+    with pytest.raises(Killed):  # the driver dies before the Delta commit
+        Job.from_config(cfg).run(spark=spark, commit_pause=kill_at("delta_table_read"))
     unchanged()
     second = Job.from_config(cfg).run(spark=spark)
     dt = deltalake.DeltaTable("s3://scores/delta", storage_options=options)
@@ -376,15 +368,8 @@ def test_iceberg_output_in_a_bucket_one_snapshot_per_run_failed_gate_and_killed_
     relisted = s3["fs"].get_file_info(pafs.FileSelector("scores/iceberg/data", recursive=True))
     assert {f.path for f in relisted} == data_files
 
-    class Killed(SystemExit):  # a driver killed after the data files were copied, before the commit
-        pass
-
-    def pause(step):
-        if step == "iceberg_files_moved":
-            raise Killed
-
-    with pytest.raises(Killed):
-        Job.from_config(cfg).run(spark=spark, commit_pause=pause)
+    with pytest.raises(Killed):  # the driver dies after the data files were copied, before the commit
+        Job.from_config(cfg).run(spark=spark, commit_pause=kill_at("iceberg_files_moved"))
     tbl = read_table(IcebergConfig.model_validate(iceberg), "s3a://scores/iceberg")
     assert tbl.current_snapshot().snapshot_id == snap.snapshot_id and len(tbl.snapshots()) == 1
     assert tbl.scan().to_arrow().to_pandas().sort_values("id").reset_index(drop=True).equals(before)
