@@ -56,8 +56,8 @@ class InlineDriftCounts:
     def create(cls, spark, profile, features: list[str], predictions: list[str]) -> InlineDriftCounts:
         from batchinfer.checks.profile import _Grid
 
-        fg = _Grid.of(_subset(profile, features)).for_tasks() if features else None
-        pg = _Grid.of(_subset(profile, predictions)).for_tasks() if predictions else None
+        fg = _Grid.of(_subset(profile, features)) if features else None
+        pg = _Grid.of(_subset(profile, predictions)) if predictions else None
         acc = spark.sparkContext.accumulator(None, _counts_param(fg, pg))
         return cls(list(features), list(predictions), fg, pg, acc)
 

@@ -258,8 +258,8 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
         features, preds = runner.drift_columns(config, profile, plan)
         if not config.drift.prediction.enabled:
             preds = []
-        fg = _Grid.of(_subset(profile, features)).for_tasks() if features else None
-        pg = _Grid.of(_subset(profile, preds)).for_tasks() if preds else None
+        fg = _Grid.of(_subset(profile, features)) if features else None
+        pg = _Grid.of(_subset(profile, preds)) if preds else None
         extra.extend(f for f in features if f not in extra)
 
     q_spec = q_sink = None
