@@ -19,6 +19,7 @@ from batchinfer.checks.profile import (
     merge,
 )
 from batchinfer.errors import InputDataError
+from tests.support.profiles import assert_numeric_column_matches
 
 pytestmark = pytest.mark.spark
 
@@ -116,15 +117,6 @@ def test_planted_shift_flagged_others_not(spark, reference):
         assert [o for o in outcomes if not o.passed] == [], metric
 
 
-def _rank_distance(values: np.ndarray, a, b) -> float:
-    """The largest gap, in the empirical CDF of ``values``, from an edge of ``a`` to the nearest
-    edge of ``b`` and back (tied edges are merged, so the two lists may differ in length)."""
-    fa = np.searchsorted(values, np.asarray(a), side="right") / values.size
-    fb = np.searchsorted(values, np.asarray(b), side="right") / values.size
-    gaps = np.abs(fa[:, None] - fb[None, :])
-    return float(max(gaps.min(axis=1).max(), gaps.min(axis=0).max()))
-
-
 @pytest.mark.parametrize("sample_rows", [None, 20_000], ids=["exact", "sampled"])
 def test_profile_batches_agrees_with_spark_build_profile(reference, ref_table, sample_rows):
     """The embedded engine's profile (pyarrow + numpy) against Spark's of the same data: the same
@@ -150,18 +142,14 @@ def test_profile_batches_agrees_with_spark_build_profile(reference, ref_table, s
     if sample_rows:
         tol += math.sqrt(math.log(2 / 1e-6) / (2 * sample_rows * 0.9))  # DKW, failure odds 1e-6
     for name in NUMERIC:
-        mine, theirs = local.columns[name], reference.columns[name]
-        assert (mine.null_count, mine.count, mine.min, mine.max) == (
-            theirs.null_count,
-            theirs.count,
-            theirs.min,
-            theirs.max,
+        assert_numeric_column_matches(
+            local.columns[name],
+            reference.columns[name],
+            ref_table.column(name).to_numpy(),
+            sum_rel=1e-12,
+            rank_tol=tol,
+            name=name,
         )
-        assert mine.sum == pytest.approx(theirs.sum, rel=1e-12)
-        values = np.sort(ref_table.column(name).to_numpy())
-        values = values[~np.isnan(values)]
-        assert _rank_distance(values, mine.edges, theirs.edges) <= tol, name
-        assert _rank_distance(values, mine.fine_edges, theirs.fine_edges) <= tol, name
     shifted = _columns(_table(2, shift_a=0.8, shift_score=0.15))
     decisions = []
     for profile in (local, reference):
