@@ -446,6 +446,38 @@ def _coarse_split(coarse: np.ndarray, fine: np.ndarray):
     return out
 
 
+_INT_CATEGORIES: dict[tuple, tuple] = {}  # (categories, integer type) -> _int_categories
+
+
+def _int_categories(cats, typ):
+    """(the categories that are integers of ``typ``, as an Arrow array; per array index the
+    category's position, then ``len(cats)`` for every other value). A category matches an
+    integer only when it is that integer's decimal string (what casting to string gives): "7"
+    and "-7" do, "07", "+7", "7.0" and "1_0" never match any integer."""
+    import re
+
+    import pyarrow as pa
+
+    key = (tuple(cats), str(typ))
+    hit = _INT_CATEGORIES.get(key)
+    if hit is not None:
+        return hit
+    bits = typ.bit_width
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if pa.types.is_signed_integer(typ) else (0, 2**bits - 1)
+    values, positions = [], []
+    for i, c in enumerate(cats):
+        if isinstance(c, str) and re.fullmatch(r"-?(0|[1-9][0-9]*)", c):
+            v = int(c)
+            if lo <= v <= hi:
+                values.append(v)
+                positions.append(i)
+    out = (pa.array(values, type=typ), np.asarray([*positions, len(cats)], dtype=np.int64))
+    if len(_INT_CATEGORIES) > 64:
+        _INT_CATEGORIES.clear()
+    _INT_CATEGORIES[key] = out
+    return out
+
+
 def _lut(edges: np.ndarray):
     key = edges.tobytes()
     hit = _LUTS.get(key)
@@ -513,7 +545,9 @@ class _Grid:
         """
         from batchinfer.checks.stacked_counts import StackedNumeric
 
-        key = tuple((e.tobytes(), f.tobytes()) for _, e, f in self.numeric)
+        # The layout holds int-vector offsets, which the categorical columns' sizes also shift:
+        # the key is every edge and the vector's size, not the numeric edges alone.
+        key = (tuple((e.tobytes(), f.tobytes()) for _, e, f in self.numeric), self.int_size)
         if key not in _STACKED:
             positions, pos = [], 1
             for _, edges, fine in self.numeric:
@@ -595,16 +629,31 @@ class _Grid:
         for name, cats, vocab in self.categorical:
             col = batch[name]
             arr = col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col, from_pandas=True)
-            arr = pc.cast(arr, pa.string())
             rows = len(arr)
             k = len(cats) + 1
-            idx = pc.index_in(arr, value_set=pa.array(cats, type=pa.string()))
             nulls = arr.null_count
-            idx = pc.if_else(pc.is_null(arr), -1, pc.fill_null(idx, k - 1)).to_numpy(zero_copy_only=False)
-            ints[pos : pos + k] += np.bincount(idx[idx >= 0], minlength=k)
+            if pa.types.is_integer(arr.type):
+                # Integer labels: match them as integers, not cast to strings (the cast was most of
+                # a prediction grid's cost); the same counts, since a category only ever matches
+                # the integer whose decimal string it is.
+                cat_set, cat_pos = _int_categories(cats, arr.type)
+                hit = pc.index_in(arr, value_set=cat_set)
+                idx = cat_pos[pc.fill_null(hit, len(cat_pos) - 1).to_numpy(zero_copy_only=False)]
+                if nulls:
+                    idx[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
+                known_set = _int_categories(vocab, arr.type)[0] if vocab is not None else None
+            else:
+                arr = pc.cast(arr, pa.string())
+                hit = pc.index_in(arr, value_set=pa.array(cats, type=pa.string()))
+                idx = pc.if_else(pc.is_null(arr), -1, pc.fill_null(hit, k - 1)).to_numpy(zero_copy_only=False)
+                known_set = pa.array(vocab, type=pa.string()) if vocab is not None else None
+            counted = np.bincount(idx[idx >= 0], minlength=k)
+            ints[pos : pos + k] += counted
             ints[pos + k] += nulls
-            if vocab is not None:
-                known = pc.sum(pc.is_in(arr, value_set=pa.array(vocab, type=pa.string()))).as_py() or 0
+            if vocab is not None and len(vocab) == len(cats) and set(vocab) == set(cats):
+                ints[pos + k + 1] += counted[k - 1]  # the vocabulary is the categories: unseen = other
+            elif vocab is not None:
+                known = pc.sum(pc.is_in(arr, value_set=known_set)).as_py() or 0
                 ints[pos + k + 1] += len(arr) - nulls - known
             pos += k + 2
         ints[0] += rows or 0

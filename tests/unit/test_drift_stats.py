@@ -320,3 +320,45 @@ def test_stacked_counts_equal_the_per_column_counts():
     before = fast[0].copy()
     grid.count_batch(empty, *fast)
     assert (fast[0] == before).all()
+
+
+def test_integer_categories_count_as_their_decimal_strings():
+    """An integer column against string categories: matched as integers (no cast per batch), with
+    the counts casting to string gives: "07", "+7", "7.0", "1_0" and out-of-range values match
+    nothing, nulls are nulls, unseen values are unseen."""
+    import pyarrow as pa
+
+    from batchinfer.checks.profile import _Grid, _skeleton
+
+    cats = ("0", "1", "-7", "07", "+7", "7.0", "1_0", "300", "a", "-0")
+    vocab = (*cats, "5")
+    rng = np.random.default_rng(3)
+    for typ in (pa.int8(), pa.int64(), pa.uint16()):
+        low = 0 if pa.types.is_unsigned_integer(typ) else -8
+        values = rng.integers(low, 12, size=5000)
+        arr = pa.array(values, type=typ, mask=rng.random(5000) < 0.05)
+        for vocabulary in (vocab, cats, None):  # a wider vocabulary, the categories themselves, none
+            grid = _Grid.of(_skeleton({}, {"c": (cats, vocabulary)}))
+            as_int, as_str = grid.empty(), grid.empty()
+            grid.count_columns({"c": arr}, *as_int)
+            grid.count_columns({"c": arr.cast(pa.string())}, *as_str)
+            assert (as_int[0] == as_str[0]).all(), (typ, vocabulary)
+        assert as_int[0][1 + 1] > 0 and as_int[0][1 + len(cats) + 1] == arr.null_count  # '1' seen; nulls
+
+
+def test_a_grid_layout_is_not_reused_for_a_grid_with_other_categorical_columns():
+    """The per-process layout cache is keyed by the whole int vector, not the numeric edges only:
+    the same numeric column with and without a categorical column beside it counts correctly."""
+    import pyarrow as pa
+
+    from batchinfer.checks.profile import _Grid, _skeleton
+
+    numeric = {"x": (np.array([-1.0, 0.0, 1.0]), np.linspace(-2, 2, 21))}
+    batch = {"x": pa.array(np.random.default_rng(1).normal(size=500)), "c": pa.array(["a"] * 500)}
+    alone = _Grid.of(_skeleton(numeric, {}))
+    both = _Grid.of(_skeleton(numeric, {"c": (("a", "b"), None)}))
+    for grid in (alone, both):
+        fast, slow = grid.empty(), grid.empty()
+        grid.count_batch(batch, *fast)
+        grid.count_columns(batch, *slow)
+        assert (fast[0] == slow[0]).all()
