@@ -316,7 +316,7 @@ def build_view(manifest: dict, files: dict[str, str] | None = None, *, links: bo
         "partitions": _partitions(manifest),
         "timings": [(k, v) for k, v in timings.items() if k != "total"],
         "total_seconds": timings.get("total"),
-        "timings_chart": report_charts.timings_chart(timings),
+        "timing_bars": report_charts.timing_bars(timings),
         "gate": checks.get("gate"),
         "quality": _quality_rows(manifest, files, links),
         "drift": drift_rows,

@@ -463,7 +463,9 @@ def _int_categories(cats, typ):
     if hit is not None:
         return hit
     bits = typ.bit_width
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if pa.types.is_signed_integer(typ) else (0, 2**bits - 1)
+    lo, hi = (
+        (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if pa.types.is_signed_integer(typ) else (0, 2**bits - 1)
+    )
     values, positions = [], []
     for i, c in enumerate(cats):
         if isinstance(c, str) and re.fullmatch(r"-?(0|[1-9][0-9]*)", c):

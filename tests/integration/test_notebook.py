@@ -54,7 +54,7 @@ def test_notebook_executes(tmp_path, monkeypatch):
     assert any("batchinfer · churn-demo" in h and "dry_run" in h for h in html), "JobResult did not render"
     # The inline run report (the same page as report.html): checks, drift table and overlays, workers.
     report = next(h for h in html if h.startswith('<div class="bi-report">'))
-    for part in ('id="bi-quality"', 'id="bi-drift"', 'id="bi-workers"', 'alt="seconds per stage"'):
+    for part in ('id="bi-quality"', 'id="bi-drift"', 'id="bi-workers"', 'aria-label="seconds per stage"'):
         assert part in report, f"inline report lacks {part}"
     assert report.count('<figure class="bi-overlay">') >= 2 and "data:image/png;base64," in report
     assert any("churn_score" in h for h in html), "scored rows not shown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from batchinfer import report_html
 from batchinfer.report_html import render_report
@@ -99,7 +100,39 @@ def test_rendering_charts_leaves_the_matplotlib_backend_alone():
     matplotlib.use("svg")
     try:
         page = render_report(_manifest(["x"]))
-        assert 'alt="seconds per stage"' in page
+        assert 'aria-label="seconds per stage"' in page
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
+
+
+def test_stage_timings_are_css_bars_and_a_run_without_drift_never_imports_matplotlib():
+    """The time-per-stage chart is HTML (one row per stage, widths relative to the longest), so a
+    plain run's report costs no matplotlib import (checked in a fresh interpreter)."""
+    import json
+    import subprocess
+    import sys
+
+    manifest = {
+        "job": "j",
+        "run_id": "r",
+        "status": "succeeded",
+        "timings": {"plan": 0.5, "score_and_stage": 2.0, "commit": 0.01, "total": 2.6},
+    }
+    page = render_report(manifest)
+    rows = re.findall(
+        r'<tr><th>([a-z_]+)</th><td><span class="bi-bar" style="width:(\d+)px"></span>'
+        r'<span class="num">([0-9.]+) s</span>',
+        page,
+    )
+    assert [r[0] for r in rows] == ["plan", "score_and_stage", "commit"]  # in run order, no total
+    widths = [int(r[1]) for r in rows]
+    assert widths[1] == max(widths) and widths[0] == round(widths[1] / 4) and widths[2] >= 1
+    assert [r[2] for r in rows] == ["0.50", "2.00", "0.01"]
+    code = (
+        "import json, sys; from batchinfer.report_html import render_report; "
+        f"render_report(json.loads({json.dumps(json.dumps(manifest))})); "
+        "print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
