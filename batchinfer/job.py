@@ -129,6 +129,7 @@ class Job:
         # Spark properties from the command line (`batchinfer run --conf`): they beat the config's
         # spark.conf (batchinfer/spark_conf.py).
         self.spark_conf: dict[str, str] = {}
+        self._gx_import = None  # the thread importing Great Expectations during a run
 
     @classmethod
     def from_yaml(
@@ -319,6 +320,11 @@ class Job:
 
         self._session = spark
         self._engine = engines.prestart(cfg, spark)  # embedded workers import while we plan
+        from batchinfer.checks import runner, single_pass
+
+        # The single pass needs Great Expectations on the driver (seconds to import): import it
+        # while we plan and the engine starts.
+        self._gx_import = single_pass.warm_up() if runner.checks_configured(cfg) else None
         try:
             with timings.stage("plan", progress):
                 plan = self.plan()
@@ -433,10 +439,7 @@ class Job:
 
         from batchinfer.checks import runner, single_pass
 
-        # The single pass needs Great Expectations on the driver: import it while Spark starts.
-        gx_import = (
-            single_pass.warm_up() if runner.checks_configured(cfg) and single_pass.applies(cfg) else None
-        )
+        gx_import = self._gx_import  # started by run(), before planning
 
         from batchinfer import engines
 
