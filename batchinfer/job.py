@@ -652,6 +652,9 @@ class Job:
                 _record_checks(manifest, stage, outcomes)
             manifest.checks["single_pass"] = True
             manifest.checks["in_task_seconds"] = one_pass.in_task_seconds
+            # "cache": the tasks' metric list came from an earlier run's plan (checks/plan_cache.py)
+            # and started before Great Expectations was imported; "gx": planned by GX first.
+            manifest.checks["plan_source"] = one_pass.plan_source
         if counter is not None:
             with timings.stage("drift", progress):
                 stage = runner.evaluate_inline_drift(plan, counter, reference)

@@ -8,6 +8,14 @@ import sys
 import pytest
 
 
+def pytest_configure(config):
+    """Kept check plans (batchinfer/checks/plan_cache.py) go to a directory of this test run, not
+    the user's cache; child processes (CLI runs, Spark workers) inherit it."""
+    import tempfile
+
+    os.environ.setdefault("BATCHINFER_CACHE_DIR", tempfile.mkdtemp(prefix="batchinfer-test-cache-"))
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Run the Airflow DAG tests last, and install their Airflow venv meanwhile (minutes)."""
     airflow = [i for i in items if i.nodeid.startswith("tests/integration/test_airflow_dag.py")]

@@ -501,12 +501,16 @@ def _source(name: str, column, value_kwargs: dict, sample: int, schema: SideSche
     return None
 
 
-def unavailable(route: Route, merged: dict) -> str | None:
-    """Why the merged partials cannot decide ``route`` (a task could not compute an op), or None."""
+def unavailable(route: Route, merged: dict, computed: set[str] | None = None) -> str | None:
+    """Why the merged partials cannot decide ``route`` (a task could not compute an op, or the
+    tasks were never asked to: ``computed`` holds the keys of the ops they ran), or None."""
     for _, source in route.needs.values():
         items = source if isinstance(source, tuple) else (source,)
         for o in items:
             if isinstance(o, Op):
+                if computed is not None and o.key not in computed:
+                    what = f"{o.kind} of {o.column!r}" if o.column else o.kind
+                    return f"the tasks did not compute {what} (a kept plan without it)"
                 value = merged.get(o.key)
                 if isinstance(value, _Failed):
                     return value.message

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchinfer.checks import partials as P
+from batchinfer.checks import plan_cache
 from batchinfer.checks.runner import StageChecks
 
 _ROWS_IN, _ROWS_OUT, _ROWS_QUARANTINED, _REASONS = "_rows_in", "_rows_scored", "_rows_quarantined", "_reasons"
@@ -147,10 +148,13 @@ class _LazyQuarantineFiles:
 @dataclass
 class SidePlan:
     stage: str  # input | output
-    expectations: list
+    expectations: list | None  # None until GX planned it (a cached plan: after the pass)
     schema: P.SideSchema
     ops: list
-    routes: list
+    routes: list | None
+    seen: P.SideSchema | None = None  # what its tasks see (the routes are planned against it)
+    specs: tuple = ()
+    suite: str | None = None
 
 
 @dataclass
@@ -167,6 +171,9 @@ class PassPlan:
     staged_schema: P.SideSchema | None = None  # the staged output's columns and Arrow types
     in_task_seconds: float = 0.0  # summed over the tasks (they run in parallel)
     spark_jobs: dict = field(default_factory=dict)
+    plan_source: str = "gx"  # "cache": the tasks' ops came from checks/plan_cache.py
+    session: Any = None  # for planning the routes after the pass (a cached plan)
+    warm: Any = None  # the thread importing GX
 
 
 def warm_up():
@@ -200,13 +207,10 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
     import pyarrow as pa
 
     from batchinfer.checks import runner
-    from batchinfer.checks.quality import suite_expectations
+    from batchinfer.checks.quality import _parse_specs
 
     config = plan.config
     c = config.checks
-    if warm is not None:
-        warm.join()
-    engine = _spark_engine(session)
     selection_schema = plan.selection.schema
     keys = list(plan.selection.partition_keys)
     in_types = {f.name: f.type for f in selection_schema if f.name not in keys}
@@ -225,10 +229,9 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
     staged_columns = frozenset(out_columns)
     batch_out = {f.name: f.type for f in out_fields}
 
-    sides = []
+    inputs = []
     for stage, specs, suite in (("input", c.input, c.input_suite), ("output", c.output, c.output_suite)):
-        expectations = suite_expectations(specs, stage=stage, suite_path=suite)
-        if not expectations:
+        if not specs and suite is None:
             continue
         if stage == "input":
             schema = P.SideSchema(in_columns, in_types, staged_columns)
@@ -237,10 +240,40 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
             # GX path; the table's columns and types are the staged output's.
             schema = P.SideSchema(out_columns, out_types, staged_columns)
         seen = P.SideSchema(schema.columns, in_types if stage == "input" else batch_out, staged_columns)
-        ops, routes = P.plan_routes(
-            expectations, seen, result_format=c.result_format, execution_engine=engine
+        inputs.append(SidePlan(stage, None, schema, [], None, seen, tuple(specs), suite))
+
+    # Which ops the tasks compute is GX's decision (seconds of import). A plan kept from an
+    # earlier run with the same suites, columns and versions lets the tasks start while GX
+    # imports; the routes are then planned after the pass (:func:`_plan_routes`).
+    key = None
+    if inputs:
+        key = plan_cache.plan_key(
+            [
+                plan_cache.side_key(sp.stage, _parse_specs(list(sp.specs), sp.stage), sp.suite, sp.seen)
+                for sp in inputs
+            ],
+            result_format=c.result_format,
+            engine_kind="spark" if session is not None else "spark-types",
         )
-        sides.append(SidePlan(stage, expectations, schema, ops, routes))
+    cached = plan_cache.load(key) if key is not None and warm is not None and warm.is_alive() else None
+    engine = None
+    if cached is not None and set(cached) <= {sp.stage for sp in inputs}:
+        sides = [sp for sp in inputs if sp.stage in cached]
+        for sp in sides:
+            sp.ops = cached[sp.stage]
+        source = "cache"
+    else:
+        if warm is not None:
+            warm.join()
+        engine = _spark_engine(session)
+        sides = []
+        for sp in inputs:
+            _plan_routes(sp, c.result_format, engine)
+            if sp.expectations:
+                sides.append(sp)
+        if key is not None:
+            plan_cache.save(key, {sp.stage: sp.ops for sp in sides})
+        source = "gx"
 
     extra: list[str] = []
     for side in sides:
@@ -291,7 +324,32 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
     out_ops = next((s.ops for s in sides if s.stage == "output"), [])
     checks = TaskChecks(tuple(in_ops), tuple(out_ops), tuple(features), tuple(preds), fg, pg, q_spec)
     staged = P.SideSchema(out_columns, out_types, staged_columns)
-    return PassPlan(checks, sides, extra, c.result_format, profile, q_sink, engine, staged)
+    pass_plan = PassPlan(checks, sides, extra, c.result_format, profile, q_sink, engine, staged)
+    pass_plan.plan_source, pass_plan.session, pass_plan.warm = source, session, warm
+    return pass_plan
+
+
+def _plan_routes(side: SidePlan, result_format: str, engine, *, ran: bool = False) -> None:
+    """GX's routes for one side, and its ops unless ``ran`` (the tasks ran a kept plan's ops)."""
+    from batchinfer.checks.quality import suite_expectations
+
+    side.expectations = suite_expectations(list(side.specs), stage=side.stage, suite_path=side.suite)
+    ops, side.routes = P.plan_routes(
+        side.expectations, side.seen, result_format=result_format, execution_engine=engine
+    )
+    if not ran:
+        side.ops = ops
+
+
+def _complete(pass_plan: PassPlan) -> None:
+    """A cached plan's routes, once GX is imported: any metric the tasks lack falls back to GX."""
+    if pass_plan.engine is not None or not pass_plan.sides:
+        return
+    if pass_plan.warm is not None:
+        pass_plan.warm.join()
+    pass_plan.engine = _spark_engine(pass_plan.session)
+    for side in pass_plan.sides:
+        _plan_routes(side, pass_plan.result_format, pass_plan.engine, ran=True)
 
 
 def _spark_engine(session):
@@ -343,6 +401,7 @@ def decide(
     """
     from batchinfer.checks.quality import outcomes_from_gx, run_built
 
+    _complete(pass_plan)
     config = plan.config
     states = [P.decode(r["partial"]) for r in written_rows if _kind(r) == "metrics" and r["partial"]]
     stages: list[StageChecks] = []
@@ -399,8 +458,9 @@ def decide(
         evrs: list = []
         paths: dict = {}
         fallback = []
+        computed = {o.key for o in side.ops}  # the ops the tasks ran (a kept plan's, maybe)
         for route in side.routes:
-            why = P.unavailable(route, merged) if route.path != P.GX_SPARK else None
+            why = P.unavailable(route, merged, computed) if route.path != P.GX_SPARK else None
             if route.path == P.GX_SPARK or why:
                 route.path, route.reason = P.GX_SPARK, route.reason or why or ""
                 fallback.append(route)
