@@ -22,6 +22,7 @@ COLUMNS = (
     "x pbudf",
     "output check",
     "load",
+    "steal",
 )
 
 
@@ -38,7 +39,9 @@ def table_rows(runs: list[dict]) -> list[tuple[str, ...]]:
     for r in runs:
         mark = "*" if r.get("extrapolated") else ""
         if r.get("status") != "ok":
-            rows.append((r["scenario"], r["model"], "-", "-", "-", "-", "-", "-", r.get("status", "?"), "-"))
+            rows.append(
+                (r["scenario"], r["model"], "-", "-", "-", "-", "-", "-", r.get("status", "?"), "-", "-")
+            )
             continue
         job = r.get("job_s")
         rows.append(
@@ -53,6 +56,7 @@ def table_rows(runs: list[dict]) -> list[tuple[str, ...]]:
                 _ratio(r, refs.get(("predict_batch_udf", r["model"]))),
                 r.get("check", {}).get("summary", "-") if r.get("check") else "-",
                 f"{r['loadavg_before'][0]:.1f}" if r.get("loadavg_before") else "-",
+                f"{r['steal']:.0%}" if r.get("steal") is not None else "-",
             )
         )
     return rows
@@ -66,6 +70,7 @@ def format_table(runs: list[dict]) -> str:
     if any(r.get("extrapolated") for r in runs):
         lines.append("* extrapolated from a sample (see the run's 'measured' fields)")
     lines.append("load: 1-minute load average when the scenario started (this machine has 2 CPUs)")
+    lines.append("steal: share of CPU time the hypervisor gave to other guests during the scenario")
     return "\n".join(lines)
 
 

@@ -328,6 +328,24 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU counters (``/proc/stat`` line ``cpu``, in jiffies), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_fraction(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of the CPU time the hypervisor gave to other guests while a scenario ran (``steal``,
+    the 8th counter). On a shared VM this, not the load average, is what makes runs slow."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after[:8]) - sum(before[:8])
+    return round((after[7] - before[7]) / total, 3) if total > 0 else None
+
+
 def run_scenario(name: str, ctx: Context, log_dir: Path, timeout_s: float, keep_timeline: bool) -> dict:
     row: dict = {"scenario": name, "model": ctx.model, "rows": ctx.inputs.rows}
     try:
@@ -339,7 +357,9 @@ def run_scenario(name: str, ctx: Context, log_dir: Path, timeout_s: float, keep_
     shutil.rmtree(inv.out_dir, ignore_errors=True)
     log = log_dir / f"{name}-{ctx.model}.log"
     load_before = os.getloadavg()
+    cpu_before = cpu_times()
     proc = run_monitored(inv.argv, env=child_env(), cwd=REPO, log_path=log, timeout_s=timeout_s)
+    cpu_after = cpu_times()
     row.update(
         argv=inv.argv,
         log=str(log),
@@ -351,6 +371,7 @@ def run_scenario(name: str, ctx: Context, log_dir: Path, timeout_s: float, keep_
         max_python_workers=proc.max_python_workers,
         loadavg_before=load_before,
         loadavg_after=os.getloadavg(),
+        steal=steal_fraction(cpu_before, cpu_after),
     )
     if keep_timeline:
         row["timeline"] = proc.timeline
