@@ -179,12 +179,25 @@ def _mlp_onnx(params, n_features: int):
     )
 
 
-def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Path]:
-    """Make the demo data and model under ``base`` when missing (seeded, so the same each time)."""
+def ensure_demo_assets(base: str | Path, *, rows: int = 240_000, model_ready=None) -> dict[str, Path]:
+    """Make the demo model and data under ``base`` when missing (seeded, so the same each time).
+
+    The model first: its training is a Python loop of small numpy steps, which a thread importing
+    Great Expectations beside it slows several times over (the GIL); ``model_ready()`` is called
+    once the model exists, so that import can start and overlap the data, which mostly runs in
+    numpy and pyarrow with the GIL released."""
     base = Path(base)
     data = base / "data" / "events"
     model = base / "models" / "churn.onnx"
     stamp = base / "data" / ".rows"
+    if not model.exists():
+        t0 = time.perf_counter()
+        make_model(model)
+        print(
+            f"demo: trained an MLP and wrote it to {model} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr
+        )
+    if model_ready is not None:
+        model_ready()
     if not (stamp.exists() and stamp.read_text().strip() == str(rows)):
         import shutil
 
@@ -197,12 +210,6 @@ def ensure_demo_assets(base: str | Path, *, rows: int = 240_000) -> dict[str, Pa
             f"demo: wrote {rows:,} rows in {len(DAYS)} ds partitions to {data} "
             f"({time.perf_counter() - t0:.1f}s)",
             file=sys.stderr,
-        )
-    if not model.exists():
-        t0 = time.perf_counter()
-        make_model(model)
-        print(
-            f"demo: trained an MLP and wrote it to {model} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr
         )
     return {
         "data": data,
@@ -245,8 +252,8 @@ def run_demo(base: str | Path = "demo", *, rows: int = 240_000, as_json: bool = 
     from batchinfer.progress import progress_reporter
     from batchinfer.report import summary_text
 
-    single_pass.warm_up()  # the job's checks need Great Expectations: import it while assets are made
-    assets = ensure_demo_assets(base, rows=rows)
+    # The job's checks need Great Expectations: import it while the data and profile are made.
+    assets = ensure_demo_assets(base, rows=rows, model_ready=single_pass.warm_up)
     overrides = [
         f"input.path={assets['data']}",
         f"model.path={assets['model']}",
