@@ -83,49 +83,45 @@ def _paths(manifest: dict) -> list[str]:
     ]
 
 
-def test_the_second_run_starts_from_the_kept_plan_and_decides_the_same(ws, tmp_path):
-    config = _config(ws, "same")
+def test_the_next_run_starts_from_the_kept_plan_and_a_damaged_plan_only_moves_expectations_to_gx(
+    ws, tmp_path
+):
+    """Same decisions from a kept plan; then, with f0's and cat's ops deleted from it, those two
+    expectations fall back to GX with the true outcome. Never a default for a metric the tasks did
+    not compute: f0 has unexpected values here, so a zero standing in for its missing count would
+    turn the warning into a pass."""
+    checks = json.loads(json.dumps(CHECKS))
+    checks["input"][1] = {"expect": "between", "column": "f0", "min": -0.5, "max": 0.5, "severity": "warn"}
+    config = _config(ws, "same", checks)
     rc1, first = _run(config, tmp_path)
     assert rc1 == 0 and first["checks"]["plan_source"] == "gx"
-    kept = list((tmp_path / "check-plans").glob("*.json"))
-    assert len(kept) == 1
+    assert [o["passed"] for o in first["checks"]["outcomes"][:2]] == [True, False]  # f0 breaks it
+    (kept,) = (tmp_path / "check-plans").glob("*.json")
     rc2, second = _run(config, tmp_path)
     assert rc2 == 0 and second["checks"]["plan_source"] == "cache"
     assert _decisions(second) == _decisions(first)
     assert _paths(second) == _paths(first) == ["single_pass"] * 5 + ["gx_spark"]
     assert second["rows_out"] == first["rows_out"] == 1200
 
+    doc = json.loads(kept.read_text())
+    for pair in doc["ops"]["$d"]:  # drop every input op on f0 and cat
+        if pair[0] == "input":
+            pair[1] = [o for o in pair[1] if o["$t"][1] not in ("f0", "cat")]
+    kept.write_text(json.dumps(doc))
+    rc3, third = _run(config, tmp_path)
+    assert rc3 == 0 and third["checks"]["plan_source"] == "cache"
+    assert _decisions(third) == _decisions(first)
+    paths = _paths(third)
+    assert paths[1:3] == ["gx_spark", "gx_spark"] and paths[0] == paths[3] == "single_pass"
+
 
 def test_a_kept_plan_on_violating_data_still_fails_the_gate(ws, tmp_path):
-    _run(_config(ws, "warm"), tmp_path)  # keeps the plan for this suite and schema
     strict = json.loads(json.dumps(CHECKS))
     strict["input"][3] = {"expect": "between", "column": "f1", "min": -0.5, "max": 0.5}  # most rows fail
-    rc_cold, cold = _run(_config(ws, "strict-cold", strict), tmp_path)
+    rc_cold, cold = _run(_config(ws, "strict-cold", strict), tmp_path)  # keeps the plan
     rc, hot = _run(_config(ws, "strict", strict), tmp_path)
     assert hot["checks"]["plan_source"] == "cache" and cold["checks"]["plan_source"] == "gx"
     assert rc == rc_cold == 5 and hot["status"] == "gate_failed"
     assert _decisions(hot) == _decisions(cold)
     written = [p for p in (ws[0] / "out-strict").rglob("*.parquet") if "_batchinfer" not in p.parts]
     assert written == []  # a failed gate writes nothing
-
-
-def test_a_kept_plan_missing_metrics_only_moves_those_expectations_to_the_gx_fallback(ws, tmp_path):
-    """Never a default for a metric the tasks did not compute: f0 has unexpected values here, so
-    a zero standing in for its missing count would turn a warning into a pass."""
-    checks = json.loads(json.dumps(CHECKS))
-    checks["input"][1] = {"expect": "between", "column": "f0", "min": -0.5, "max": 0.5, "severity": "warn"}
-    config = _config(ws, "damaged", checks)
-    _, first = _run(config, tmp_path)
-    (kept,) = (tmp_path / "check-plans").glob("*.json")
-    doc = json.loads(kept.read_text())
-    ops = doc["ops"]["$d"]
-    for pair in ops:  # drop every input op on f0 and cat: their expectations lack metrics now
-        if pair[0] == "input":
-            pair[1] = [o for o in pair[1] if o["$t"][1] not in ("f0", "cat")]
-    kept.write_text(json.dumps(doc))
-    rc, second = _run(config, tmp_path)
-    assert rc == 0 and second["checks"]["plan_source"] == "cache"
-    assert _decisions(second) == _decisions(first)
-    assert [o["passed"] for o in first["checks"]["outcomes"][:2]] == [True, False]  # f0 breaks it
-    paths = _paths(second)
-    assert paths[1:3] == ["gx_spark", "gx_spark"] and paths[0] == paths[3] == "single_pass"
