@@ -643,18 +643,21 @@ class _Grid:
                 idx = cat_pos[pc.fill_null(hit, len(cat_pos) - 1).to_numpy(zero_copy_only=False)]
                 if nulls:
                     idx[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
-                known_set = _int_categories(vocab, arr.type)[0] if vocab is not None else None
             else:
                 arr = pc.cast(arr, pa.string())
                 hit = pc.index_in(arr, value_set=pa.array(cats, type=pa.string()))
                 idx = pc.if_else(pc.is_null(arr), -1, pc.fill_null(hit, k - 1)).to_numpy(zero_copy_only=False)
-                known_set = pa.array(vocab, type=pa.string()) if vocab is not None else None
             counted = np.bincount(idx[idx >= 0], minlength=k)
             ints[pos : pos + k] += counted
             ints[pos + k] += nulls
             if vocab is not None and len(vocab) == len(cats) and set(vocab) == set(cats):
                 ints[pos + k + 1] += counted[k - 1]  # the vocabulary is the categories: unseen = other
             elif vocab is not None:
+                known_set = (
+                    _int_categories(vocab, arr.type)[0]
+                    if pa.types.is_integer(arr.type)
+                    else pa.array(vocab, type=pa.string())
+                )
                 known = pc.sum(pc.is_in(arr, value_set=known_set)).as_py() or 0
                 ints[pos + k + 1] += len(arr) - nulls - known
             pos += k + 2
