@@ -14,7 +14,9 @@ def _schema(f1_type=None):
     return P.SideSchema(["id", "f1"], types, frozenset(["id", "f1"]))
 
 
-def _key(specs=({"expect": "not_null", "column": "f1"},), *, schema=None, suite=None, result_format="SUMMARY"):
+def _key(
+    specs=({"expect": "not_null", "column": "f1"},), *, schema=None, suite=None, result_format="SUMMARY"
+):
     parsed = [ExpectationSpec.model_validate(s) for s in specs]
     side = plan_cache.side_key("input", parsed, suite, schema or _schema())
     return plan_cache.plan_key([side], result_format=result_format, engine_kind="spark-types")
