@@ -125,14 +125,15 @@ class _Failed:
 
 def encode(state: dict) -> bytes:
     """The task's partials as bytes (tagged JSON, no pickle): they travel back with its file rows."""
-    return json.dumps(_pack(state), separators=(",", ":")).encode()
+    return json.dumps(pack(state), separators=(",", ":")).encode()
 
 
 def decode(data: bytes) -> dict:
-    return _unpack(json.loads(bytes(data).decode()))
+    return unpack(json.loads(bytes(data).decode()))
 
 
-def _pack(obj: Any) -> Any:
+def pack(obj: Any) -> Any:
+    """``obj`` as JSON-able tagged values (tuples, numpy, dates, ... kept): task partials, kept plans."""
     import datetime as dt
     import decimal
 
@@ -147,11 +148,11 @@ def _pack(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return {"$nd": str(obj.dtype), "v": obj.tolist()}
     if isinstance(obj, list):
-        return [_pack(v) for v in obj]
+        return [pack(v) for v in obj]
     if isinstance(obj, tuple):
-        return {"$t": [_pack(v) for v in obj]}
+        return {"$t": [pack(v) for v in obj]}
     if isinstance(obj, dict):
-        return {"$d": [[_pack(k), _pack(v)] for k, v in obj.items()]}
+        return {"$d": [[pack(k), pack(v)] for k, v in obj.items()]}
     if isinstance(obj, _Failed):
         return {"$failed": obj.message}
     if isinstance(obj, _Overflow):
@@ -171,22 +172,23 @@ def _pack(obj: Any) -> Any:
     raise TypeError(f"cannot carry a {type(obj).__name__} in the partial metrics")
 
 
-def _unpack(obj: Any) -> Any:
+def unpack(obj: Any) -> Any:
+    """The inverse of :func:`pack`."""
     import datetime as dt
     import decimal
 
     import numpy as np
 
     if isinstance(obj, list):
-        return [_unpack(v) for v in obj]
+        return [unpack(v) for v in obj]
     if not isinstance(obj, dict):
         return obj
     if "$nd" in obj:
         return np.asarray(obj["v"], dtype=obj["$nd"])
     if "$t" in obj:
-        return tuple(_unpack(v) for v in obj["$t"])
+        return tuple(unpack(v) for v in obj["$t"])
     if "$d" in obj:
-        return {_hashable(_unpack(k)): _unpack(v) for k, v in obj["$d"]}
+        return {_hashable(unpack(k)): unpack(v) for k, v in obj["$d"]}
     if "$failed" in obj:
         return _Failed(obj["$failed"])
     if "$overflow" in obj:

@@ -95,7 +95,7 @@ def load(key: str) -> dict[str, list] | None:
             stage: [
                 P.Op(kind, column, cond, tuple(args), int(sample)) for kind, column, cond, args, sample in ops
             ]
-            for stage, ops in P._unpack(doc["ops"]).items()
+            for stage, ops in P.unpack(doc["ops"]).items()
         }
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -109,7 +109,7 @@ def save(key: str, ops_by_stage: dict[str, list]) -> Path | None:
     if root is None:
         return None
     try:
-        packed: Any = P._pack(
+        packed: Any = P.pack(
             {
                 stage: [(o.kind, o.column, o.cond, o.args, o.sample) for o in ops]
                 for stage, ops in ops_by_stage.items()

@@ -24,7 +24,7 @@ from batchinfer.errors import ConfigError, GateFailedError, TaskFailedError
 from batchinfer.job import Job
 from batchinfer.scoring.udf import FAULT_ENV
 from tests.support import models
-from tests.support.data import job_config, write_partitioned
+from tests.support.data import job_config, small_workspace
 from tests.support.profiles import assert_numeric_column_matches
 
 FEATURES = ["f0", "f1", "f2", "f3"]
@@ -52,10 +52,7 @@ def read_output(path) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    root = tmp_path_factory.mktemp("local_engine")
-    data = write_partitioned(root / "events", files_per_day=2, rows_per_file=300)
-    model, _ = models.linear_classifier(root / "model.onnx", 4)
-    return root, data, model
+    return small_workspace(tmp_path_factory.mktemp("local_engine"))
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import models
-from tests.support.data import job_config, write_partitioned
+from tests.support.data import job_config, small_workspace
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 CHECKS = {
@@ -37,10 +36,7 @@ CHECKS = {
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    root = tmp_path_factory.mktemp("plan_cache")
-    data = write_partitioned(root / "events", files_per_day=2, rows_per_file=300)
-    model, _ = models.linear_classifier(root / "model.onnx", 4)
-    return root, data, model
+    return small_workspace(tmp_path_factory.mktemp("plan_cache"))
 
 
 def _config(ws, name: str, checks=CHECKS) -> Path:

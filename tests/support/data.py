@@ -71,6 +71,16 @@ def job_config(data, model, out, *, features, passthrough=("id", "ds"), outputs=
     return cfg
 
 
+def small_workspace(root) -> tuple[Path, Path, Path]:
+    """(root, data, model): two days x two 300-row files and a 4-feature linear model under root."""
+    from tests.support import models
+
+    root = Path(root)
+    data = write_partitioned(root / "events", files_per_day=2, rows_per_file=300)
+    model, _ = models.linear_classifier(root / "model.onnx", 4)
+    return root, data, model
+
+
 def job_yaml(tmp_path, job: str, *, files_per_day=2, rows_per_file=300, extra: str = ""):
     """A small dataset, a linear model and a job YAML on them: (config path, data dir, model path)."""
     from tests.support import models
