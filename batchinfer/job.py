@@ -322,9 +322,12 @@ class Job:
         self._engine = engines.prestart(cfg, spark)  # embedded workers import while we plan
         from batchinfer.checks import runner, single_pass
 
-        # The single pass needs Great Expectations on the driver (seconds to import): import it
-        # while we plan and the engine starts.
-        self._gx_import = single_pass.warm_up() if runner.checks_configured(cfg) else None
+        # The single pass needs Great Expectations on the driver (seconds to import), in a thread.
+        # Beside the embedded engine's workers, or a Spark session already running, it overlaps
+        # planning; a Spark session still to start covers it better (seconds of JVM start), so it
+        # starts after planning there, which it would slow by holding the GIL.
+        gx_early = self._engine is not None or spark is not None
+        self._gx_import = single_pass.warm_up() if gx_early and runner.checks_configured(cfg) else None
         try:
             with timings.stage("plan", progress):
                 plan = self.plan()
@@ -439,7 +442,9 @@ class Job:
 
         from batchinfer.checks import runner, single_pass
 
-        gx_import = self._gx_import  # started by run(), before planning
+        gx_import = self._gx_import  # started by run(), before planning, or now
+        if gx_import is None and runner.checks_configured(cfg):
+            gx_import = self._gx_import = single_pass.warm_up()
 
         from batchinfer import engines
 

@@ -542,8 +542,7 @@ class _Grid:
         """The vectorized layout of the numeric columns (checks/stacked_counts.py), or None.
 
         Built once per process for each set of edges and kept (:data:`_STACKED`): every scoring
-        task unpickles its own grid, and rebuilding the lookup tables cost ~0.1-0.2 s of CPU per
-        task for 64 columns. Never pickled with the grid (a few MB for wide tables).
+        task unpickles its own grid. Never pickled with the grid.
         """
         from batchinfer.checks.stacked_counts import StackedNumeric
 
@@ -557,7 +556,7 @@ class _Grid:
                 pos += edges.size + 1 + fine.size + 1 + 1
             while len(_STACKED) >= _STACKED_KEEP:
                 _STACKED.pop(next(iter(_STACKED)))
-            _STACKED[key] = StackedNumeric.of(self.numeric, positions, self.int_size, _lut)
+            _STACKED[key] = StackedNumeric.of(self.numeric, positions, self.int_size)
         return _STACKED[key]
 
     def __getstate__(self) -> dict:
@@ -582,7 +581,7 @@ class _Grid:
             arrays.append(
                 col.to_numpy(zero_copy_only=False) if isinstance(col, (pa.Array, pa.ChunkedArray)) else col
             )
-        added, moments, has_nan = stacked.count(arrays, _LUT_CELLS)
+        added, moments, has_nan = stacked.count(arrays)
         ints += added
         done = np.asarray(stacked.columns)[~has_nan]
         if done.size:
@@ -625,7 +624,8 @@ class _Grid:
             ints[pos] += v.size - valid.size
             pos += 1
             if valid.size:
-                floats[4 * j : 4 * j + 4] += [valid.sum(), np.dot(valid, valid), 0.0, 0.0]
+                with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf: a NaN sum
+                    floats[4 * j : 4 * j + 4] += [valid.sum(), np.dot(valid, valid), 0.0, 0.0]
                 floats[4 * j + 2] = min(floats[4 * j + 2], valid.min())
                 floats[4 * j + 3] = max(floats[4 * j + 3], valid.max())
         for name, cats, vocab in self.categorical:

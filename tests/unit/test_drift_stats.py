@@ -307,7 +307,7 @@ def test_stacked_counts_equal_the_per_column_counts():
     data["x4"][::97] = np.nan  # NaN in one column of some batches only
     data["x7"][: n // 2] = np.nan  # a column that is all NaN in the first batches
     grid = _Grid.of(_skeleton(numeric, {"c": (("a", "b"), None)}))
-    assert grid._stacked is not None and len(grid._stacked.columns) == 9  # the one-edge column is not stacked
+    assert grid._stacked is not None and len(grid._stacked.columns) == 10  # the one-edge column too
     data["c"] = rng.choice(["a", "b", "z"], size=n)
     fast, slow = grid.empty(), grid.empty()
     for start in range(0, n, 1000):
@@ -320,6 +320,45 @@ def test_stacked_counts_equal_the_per_column_counts():
     before = fast[0].copy()
     grid.count_batch(empty, *fast)
     assert (fast[0] == before).all()
+
+
+def test_stacked_counts_of_float32_values_against_float64_edges():
+    """float32 columns are sorted and searched as float32 against edges rounded down: the counts
+    are float64 arithmetic's, for values on, just below and just above edges that float32 holds
+    exactly and edges it does not; float64 and integer columns (in the same and in other stacks)
+    and values far outside the range, infinities included, count the same."""
+    import pyarrow as pa
+
+    from batchinfer.checks.profile import _Grid, _skeleton
+    from batchinfer.checks.stacked_counts import _floor32
+
+    rng = np.random.default_rng(11)
+    fine = np.concatenate([np.linspace(-3.0, 3.0, 61), [0.1, 1 / 3, 2.0 + 1e-12]])  # 0.1, 1/3: not float32
+    fine = np.unique(fine)
+    e32 = fine.astype(np.float32)
+    near = np.concatenate([e32, np.nextafter(e32, np.float32(-np.inf)), np.nextafter(e32, np.float32(np.inf))])
+    values = np.concatenate([near, rng.normal(size=5000).astype(np.float32) * 2, [-np.inf, np.inf, -3e38, 3e38]])
+    values = values.astype(np.float32)
+    n = values.size
+    numeric = {f"f{j}": (fine[::6], fine) for j in range(10)}
+    grid = _Grid.of(_skeleton(numeric, {}))
+    assert grid._stacked is not None and len(grid._stacked.columns) == 10
+    data = {f"f{j}": pa.array(rng.permutation(values)) for j in range(10)}
+    data["f3"] = pa.array(rng.permutation(values).astype(np.float64))  # one float64 column in the first stack
+    data["f9"] = pa.array(rng.integers(-4, 4, size=n))  # an integer column alone in the second stack
+    fast, slow = grid.empty(), grid.empty()
+    grid.count_batch(data, *fast)
+    grid.count_columns(data, *slow)
+    assert (fast[0] == slow[0]).all()
+    np.testing.assert_allclose(fast[1], slow[1], rtol=1e-12)
+    v = data["f0"].to_numpy().astype(np.float64)  # and they are float64 searchsorted's
+    c = fine[::6].size + 1
+    want_fine = np.bincount(np.searchsorted(fine, v, side="left"), minlength=fine.size + 1)
+    want_coarse = np.bincount(np.searchsorted(fine[::6], v, side="left"), minlength=c)
+    assert (fast[0][1 : 1 + c] == want_coarse).all() and (fast[0][1 + c : 2 + c + fine.size] == want_fine).all()
+    for e in fine:
+        f = _floor32(np.array([e]))[0]
+        assert f <= e and (np.nextafter(f, np.float32(np.inf)) > e)
 
 
 def test_integer_categories_count_as_their_decimal_strings():
