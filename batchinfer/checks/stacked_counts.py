@@ -123,4 +123,5 @@ def _floor32(edges: np.ndarray) -> np.ndarray:
     out[up] = np.nextafter(out[up], np.float32(-np.inf))
     return out
 
+
 CHUNK = 4

@@ -336,8 +336,12 @@ def test_stacked_counts_of_float32_values_against_float64_edges():
     fine = np.concatenate([np.linspace(-3.0, 3.0, 61), [0.1, 1 / 3, 2.0 + 1e-12]])  # 0.1, 1/3: not float32
     fine = np.unique(fine)
     e32 = fine.astype(np.float32)
-    near = np.concatenate([e32, np.nextafter(e32, np.float32(-np.inf)), np.nextafter(e32, np.float32(np.inf))])
-    values = np.concatenate([near, rng.normal(size=5000).astype(np.float32) * 2, [-np.inf, np.inf, -3e38, 3e38]])
+    near = np.concatenate(
+        [e32, np.nextafter(e32, np.float32(-np.inf)), np.nextafter(e32, np.float32(np.inf))]
+    )
+    values = np.concatenate(
+        [near, rng.normal(size=5000).astype(np.float32) * 2, [-np.inf, np.inf, -3e38, 3e38]]
+    )
     values = values.astype(np.float32)
     n = values.size
     numeric = {f"f{j}": (fine[::6], fine) for j in range(10)}
@@ -355,7 +359,9 @@ def test_stacked_counts_of_float32_values_against_float64_edges():
     c = fine[::6].size + 1
     want_fine = np.bincount(np.searchsorted(fine, v, side="left"), minlength=fine.size + 1)
     want_coarse = np.bincount(np.searchsorted(fine[::6], v, side="left"), minlength=c)
-    assert (fast[0][1 : 1 + c] == want_coarse).all() and (fast[0][1 + c : 2 + c + fine.size] == want_fine).all()
+    assert (fast[0][1 : 1 + c] == want_coarse).all() and (
+        fast[0][1 + c : 2 + c + fine.size] == want_fine
+    ).all()
     for e in fine:
         f = _floor32(np.array([e]))[0]
         assert f <= e and (np.nextafter(f, np.float32(np.inf)) > e)
