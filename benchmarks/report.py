@@ -23,6 +23,7 @@ COLUMNS = (
     "output check",
     "load",
     "steal",
+    "CPU s",
 )
 
 
@@ -40,7 +41,7 @@ def table_rows(runs: list[dict]) -> list[tuple[str, ...]]:
         mark = "*" if r.get("extrapolated") else ""
         if r.get("status") != "ok":
             rows.append(
-                (r["scenario"], r["model"], "-", "-", "-", "-", "-", "-", r.get("status", "?"), "-", "-")
+                (r["scenario"], r["model"], "-", "-", "-", "-", "-", "-", r.get("status", "?"), "-", "-", "-")
             )
             continue
         job = r.get("job_s")
@@ -57,6 +58,7 @@ def table_rows(runs: list[dict]) -> list[tuple[str, ...]]:
                 r.get("check", {}).get("summary", "-") if r.get("check") else "-",
                 f"{r['loadavg_before'][0]:.1f}" if r.get("loadavg_before") else "-",
                 f"{r['steal']:.0%}" if r.get("steal") is not None else "-",
+                f"{r['cpu_s']:.1f}" if r.get("cpu_s") is not None else "-",
             )
         )
     return rows
@@ -71,6 +73,7 @@ def format_table(runs: list[dict]) -> str:
         lines.append("* extrapolated from a sample (see the run's 'measured' fields)")
     lines.append("load: 1-minute load average when the scenario started (this machine has 2 CPUs)")
     lines.append("steal: share of CPU time the hypervisor gave to other guests during the scenario")
+    lines.append("CPU s: CPU seconds the whole machine was busy during the scenario")
     return "\n".join(lines)
 
 
