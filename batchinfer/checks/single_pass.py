@@ -107,86 +107,27 @@ class TaskChecks:
                         continue
                 if checks.input_ops:
                     P.observe(checks.input_ops, state["input"], b)
-                if feature_counts is not None:
-                    feature_counts.submit({c: b.column(c) for c in checks.drift_features})
+                if checks.feature_grid is not None:
+                    checks.feature_grid.count_batch(
+                        {c: b.column(c) for c in checks.drift_features}, *state["drift"][0]
+                    )
                 state[_SECONDS] += time.perf_counter() - t0
                 yield b
 
         def measured(batches):
-            nonlocal feature_counts
-            if checks.feature_grid is not None:
-                feature_counts = _BackgroundCounts(checks.feature_grid, state["drift"][0])
-            try:
-                for out in scorer(observed_inputs(batches)):
-                    t0 = time.perf_counter()
-                    state[_ROWS_OUT] += out.num_rows
-                    if checks.output_ops:
-                        P.observe(checks.output_ops, state["output"], out)
-                    if checks.prediction_grid is not None:
-                        checks.prediction_grid.count_batch(
-                            {c: out.column(c) for c in checks.drift_predictions}, *state["drift"][1]
-                        )
-                    state[_SECONDS] += time.perf_counter() - t0
-                    yield out
-                if feature_counts is not None:
-                    state[_SECONDS] += feature_counts.finish()
-            finally:
-                if feature_counts is not None:
-                    feature_counts.close()
+            for out in scorer(observed_inputs(batches)):
+                t0 = time.perf_counter()
+                state[_ROWS_OUT] += out.num_rows
+                if checks.output_ops:
+                    P.observe(checks.output_ops, state["output"], out)
+                if checks.prediction_grid is not None:
+                    checks.prediction_grid.count_batch(
+                        {c: out.column(c) for c in checks.drift_predictions}, *state["drift"][1]
+                    )
+                state[_SECONDS] += time.perf_counter() - t0
+                yield out
 
-        feature_counts = None
         return measured
-
-
-class _BackgroundCounts:
-    """The features' drift counts in a thread beside scoring, batch by batch, in order.
-
-    numpy's sort and search (the bulk of the counting) release the GIL, as onnxruntime does while
-    it scores, so a core that would wait on Spark's side of the task counts meanwhile. At most
-    :attr:`AHEAD` batches wait (memory stays bounded); :meth:`finish` waits for the last one and
-    raises what counting raised, so a task never returns counts it did not finish.
-    """
-
-    AHEAD = 2
-
-    def __init__(self, grid, accumulators) -> None:
-        import queue
-        import threading
-
-        self._grid, self._acc = grid, accumulators
-        self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
-        self._seconds = 0.0
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="batchinfer-drift-counts", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (columns := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
-            t0 = time.perf_counter()
-            try:
-                self._grid.count_batch(columns, *self._acc)
-            except BaseException as exc:  # raised by finish(), in the task's thread
-                self._error = exc
-            self._seconds += time.perf_counter() - t0
-
-    def submit(self, columns) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(columns)
-
-    def finish(self) -> float:
-        """Wait for every batch; the seconds spent counting. Raises what counting raised."""
-        self.close()
-        if self._error is not None:
-            raise self._error
-        return self._seconds
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
 
 
 class _LazyQuarantineFiles:

@@ -407,37 +407,3 @@ def test_a_grid_layout_is_not_reused_for_a_grid_with_other_categorical_columns()
         grid.count_batch(batch, *fast)
         grid.count_columns(batch, *slow)
         assert (fast[0] == slow[0]).all()
-
-
-def test_background_counts_equal_counting_in_place_and_raise_what_counting_raised():
-    """The features' drift counts run in a thread beside scoring: the same counts as counting each
-    batch in place, and a batch that fails to count fails the task (finish raises), never a task
-    that returns counts it did not finish."""
-    import pyarrow as pa
-
-    from batchinfer.checks.profile import _Grid, _probs, _skeleton
-    from batchinfer.checks.single_pass import _BackgroundCounts
-
-    rng = np.random.default_rng(2)
-    ref = rng.normal(size=2000)
-    edges = (
-        np.unique(np.quantile(ref, _probs(10, fine=False))),
-        np.unique(np.quantile(ref, _probs(100, fine=True))),
-    )
-    grid = _Grid.of(_skeleton({"a": edges, "b": edges}, {}))
-    batches = [{k: pa.array(rng.normal(size=700).astype(np.float32)) for k in "ab"} for _ in range(9)]
-    batches[4]["b"] = pa.array(np.where(rng.random(700) < 0.1, np.nan, 1.0))  # one per-column batch
-    here, there = grid.empty(), grid.empty()
-    background = _BackgroundCounts(grid, there)
-    for b in batches:
-        grid.count_batch(b, *here)
-        background.submit(b)
-    assert background.finish() > 0
-    assert (here[0] == there[0]).all()
-    np.testing.assert_allclose(here[1], there[1], rtol=1e-12)
-
-    broken = _BackgroundCounts(grid, grid.empty())
-    broken.submit({"a": batches[0]["a"]})  # no column "b": counting raises in the thread
-    with pytest.raises(KeyError):
-        broken.finish()
-    broken.close()  # closing again does not hang
