@@ -1,0 +1,89 @@
+"""How fast the single pass counts drift: nanoseconds per value, stacked (sorted) vs per column.
+
+The scoring tasks bin every monitored feature on its reference profile's coarse and fine edges
+(``batchinfer/checks/stacked_counts.py``, ``profile._Grid.count_batch``). This times exactly that
+call on the benchmark's shape: 10,000-row batches of float32 features, edges from a reference
+profile of the same distribution. Prints the figures and saves them as JSON; checks that both
+paths give the same counts. A figure, not a test: run it on an otherwise idle machine.
+
+    .venv/bin/python benchmarks/drift_counts.py --rows 500000 --features 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=500_000)
+    ap.add_argument("--features", type=int, default=64)
+    ap.add_argument("--batch-rows", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "drift_counts.json")
+    args = ap.parse_args()
+
+    import pyarrow as pa
+
+    from batchinfer.checks.profile import _Grid, _probs, _skeleton
+
+    rng = np.random.default_rng(7)
+    numeric = {}
+    for j in range(args.features):
+        ref = rng.normal(size=20_000) * (1 + j % 5) + j
+        numeric[f"f{j}"] = (
+            np.unique(np.quantile(ref, _probs(10, fine=False))),
+            np.unique(np.quantile(ref, _probs(100, fine=True))),
+        )
+    grid = _Grid.of(_skeleton(numeric, {}))
+    values = {
+        name: (rng.normal(size=args.rows) * (1 + j % 5) + j).astype(np.float32)
+        for j, name in enumerate(numeric)
+    }
+    batches = [
+        {k: pa.array(v[s : s + args.batch_rows]) for k, v in values.items()}
+        for s in range(0, args.rows, args.batch_rows)
+    ]
+    batches[0][next(iter(values))].to_numpy(zero_copy_only=False)  # pyarrow's first conversion imports pandas
+
+    def timed(count) -> tuple[float, tuple]:
+        best, acc = float("inf"), None
+        for _ in range(args.repeat):
+            acc = grid.empty()
+            t0 = time.perf_counter()
+            for b in batches:
+                count(b, *acc)
+            best = min(best, time.perf_counter() - t0)
+        return best, acc
+
+    n_values = args.rows * args.features
+    stacked_s, stacked = timed(grid.count_batch)
+    per_column_s, per_column = timed(grid.count_columns)
+    same = bool((stacked[0] == per_column[0]).all())
+    result = {
+        "rows": args.rows,
+        "features": args.features,
+        "batch_rows": args.batch_rows,
+        "stacked_s": round(stacked_s, 4),
+        "stacked_ns_per_value": round(stacked_s / n_values * 1e9, 2),
+        "per_column_s": round(per_column_s, 4),
+        "per_column_ns_per_value": round(per_column_s / n_values * 1e9, 2),
+        "same_counts": same,
+        "cpu_flags_avx512": "avx512f" in Path("/proc/cpuinfo").read_text()
+        if Path("/proc/cpuinfo").exists()
+        else None,
+    }
+    print(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if not same:
+        raise SystemExit("stacked and per-column counts differ")
+
+
+if __name__ == "__main__":
+    main()
