@@ -288,6 +288,16 @@ def _compute(op: Op, batch) -> Any:
     raise ValueError(f"unknown partial kind {op.kind!r}")
 
 
+def _between_bounds(op: Op):
+    """``between``'s (min_value, max_value), rejected as GX rejects them."""
+    lo, hi = op.arg("min_value"), op.arg("max_value")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError("min_value cannot be greater than max_value")
+    if lo is None and hi is None:
+        raise ValueError("min_value and max_value cannot both be None")
+    return lo, hi
+
+
 def _none_unexpected(op: Op, valid) -> bool:
     """True when the batch's min and max alone show that no value breaks the condition (the usual
     case), so the per-value mask is not needed: a numeric ``between`` whose min and max lie within
@@ -299,11 +309,7 @@ def _none_unexpected(op: Op, valid) -> bool:
     if len(valid) == 0 or not (pa.types.is_integer(valid.type) or pa.types.is_floating(valid.type)):
         return False
     if op.cond == "between":
-        lo, hi = op.arg("min_value"), op.arg("max_value")
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError("min_value cannot be greater than max_value")
-        if lo is None and hi is None:
-            raise ValueError("min_value and max_value cannot both be None")
+        lo, hi = _between_bounds(op)
         if not all(b is None or (isinstance(b, int | float) and not isinstance(b, bool)) for b in (lo, hi)):
             return False
         v = valid.to_numpy(zero_copy_only=False)
@@ -337,11 +343,7 @@ def _unexpected_mask(op: Op, valid):
     import pyarrow.compute as pc
 
     if op.cond == "between":
-        lo, hi = op.arg("min_value"), op.arg("max_value")
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError("min_value cannot be greater than max_value")
-        if lo is None and hi is None:
-            raise ValueError("min_value and max_value cannot both be None")
+        lo, hi = _between_bounds(op)
         ok = None
         if lo is not None:
             ok = pc.greater(valid, lo) if op.arg("strict_min") else pc.greater_equal(valid, lo)
