@@ -89,7 +89,7 @@ class StackedNumeric:
         below = np.zeros(self.n_buckets, dtype=np.int64)  # per column: values <= each edge, then all
         for a in range(0, m, CHUNK):
             b = min(a + CHUNK, m)
-            single = all(columns[i].dtype == np.float32 for i in range(a, b))
+            single = all(getattr(columns[i], "dtype", None) == np.float32 for i in range(a, b))
             values = np.empty((b - a, rows), dtype=np.float32 if single else np.float64)
             for i in range(a, b):
                 values[i - a] = columns[i]

@@ -350,6 +350,7 @@ def test_stacked_counts_of_float32_values_against_float64_edges():
     data = {f"f{j}": pa.array(rng.permutation(values)) for j in range(10)}
     data["f3"] = pa.array(rng.permutation(values).astype(np.float64))  # one float64 column in the first stack
     data["f9"] = pa.array(rng.integers(-4, 4, size=n))  # an integer column alone in the second stack
+    data["f6"] = list(rng.permutation(values).astype(float))  # a plain list (no dtype) counts too
     fast, slow = grid.empty(), grid.empty()
     grid.count_batch(data, *fast)
     grid.count_columns(data, *slow)
