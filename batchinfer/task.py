@@ -160,20 +160,30 @@ class ScoringTask:
         rows.append({"file": "", "rows": 0, "kind": "stats", "partial": encode_stats(bucket)})
         return rows
 
-    def arrow_function(self):
-        """The ``mapInArrow`` function: batches of task rows in, one batch of result rows out."""
-        task = self
 
-        def run_batches(task_batches: Iterator) -> Iterator:
-            import pyarrow as pa
+def by_index(task, task_rows: list):
+    """The ``mapInArrow`` function over ``spark.range(0, n, 1, n)``: partition i holds id i, the
+    index of its (file, row group) in ``task_rows``; ``task.run`` over them, one batch of result
+    rows out.
 
-            from batchinfer.io.direct_writer import RESULT_ARROW_SCHEMA
-            from batchinfer.scoring.rowgroups import task_rows_of
+    The task list travels with the function, so Spark runs no Python before the scoring tasks
+    (a DataFrame made from a Python RDD of task rows converts them in Python workers of their
+    own: a second set of worker processes, started and importing, for a few rows)."""
+    task_rows = [tuple(r) for r in task_rows]
 
-            rows = task.run(task_rows_of(task_batches))
-            yield pa.RecordBatch.from_pylist(rows, schema=RESULT_ARROW_SCHEMA())
+    def run_batches(batches: Iterator) -> Iterator:
+        import pyarrow as pa
 
-        return run_batches
+        from batchinfer.io.direct_writer import RESULT_ARROW_SCHEMA
+
+        def rows():
+            for batch in batches:
+                for i in batch.column(0).to_pylist():
+                    yield task_rows[i]
+
+        yield pa.RecordBatch.from_pylist(task.run(rows()), schema=RESULT_ARROW_SCHEMA())
+
+    return run_batches
 
 
 def encode_stats(bucket: dict) -> bytes:

@@ -202,6 +202,7 @@ class ConnectEngine:
     def run(self, task, task_rows: list) -> list[dict]:
         """Run ``task`` over ``task_rows`` (one Spark task each) and collect the result rows."""
         from batchinfer.io.direct_writer import RESULT_SCHEMA
+        from batchinfer.task import by_index
 
         session = self.session
         model = self.model_for(task.model.value)
@@ -227,21 +228,3 @@ class ConnectEngine:
             if tag:
                 session.removeTag(tag)
         return [r.asDict() for r in rows]
-
-
-def by_index(task, task_rows: list):
-    """The ``mapInArrow`` function: batches of task indexes in, one batch of result rows out."""
-
-    def run_batches(batches):
-        import pyarrow as pa
-
-        from batchinfer.io.direct_writer import RESULT_ARROW_SCHEMA
-
-        def rows():
-            for batch in batches:
-                for i in batch.column(0).to_pylist():
-                    yield tuple(task_rows[i])
-
-        yield pa.RecordBatch.from_pylist(task.run(rows()), schema=RESULT_ARROW_SCHEMA())
-
-    return run_batches

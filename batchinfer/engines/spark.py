@@ -36,25 +36,21 @@ class SparkEngine:
 
     def run(self, task, task_rows: list) -> list[dict]:
         """Run ``task`` over ``task_rows`` (one Spark task each) and collect the result rows."""
-        from pyspark.sql import types as T
-
         from batchinfer.io.direct_writer import RESULT_SCHEMA
+        from batchinfer.task import by_index
 
         session = self.session
         sc = session.sparkContext
-        task_schema = T.StructType(
-            [
-                T.StructField("uri", T.StringType()),
-                T.StructField("row_group", T.IntegerType()),
-                T.StructField("partition", T.StringType()),
-            ]
-        )
         # One Spark task per row group: small tasks balance well across workers (a reused Python
         # worker costs milliseconds per task), and the number of tasks tracks the data size.
-        task_df = session.createDataFrame(sc.parallelize(task_rows, max(1, len(task_rows))), task_schema)
+        # spark.range with n slices: partition i holds exactly id i (see batchinfer.task.by_index).
+        n = max(1, len(task_rows))
+        ids = session.range(0, len(task_rows), 1, n)
         model_bc = sc.broadcast(task.model.value)
         try:
-            rows = task_df.mapInArrow(task.with_model(model_bc).arrow_function(), RESULT_SCHEMA).collect()
+            rows = ids.mapInArrow(
+                by_index(task.with_model(model_bc), list(task_rows)), RESULT_SCHEMA
+            ).collect()
         finally:
             model_bc.unpersist(blocking=False)
         return [r.asDict() for r in rows]
