@@ -84,12 +84,13 @@ class TaskChecks:
         def observed_inputs(batches):
             import pyarrow as pa
 
-            from batchinfer.checks.quarantine import split_batch
+            q = checks.quarantine
+            if q is not None:  # quarantine.py holds its config models too (pydantic): only if needed
+                from batchinfer.checks.quarantine import split_batch
 
             # pyarrow imports pandas on its first numpy conversion (about 1 s per worker process),
             # which the scorer would pay anyway: do it outside the checks' timed share.
             pa.array([0.0]).to_numpy(zero_copy_only=False)
-            q = checks.quarantine
             for b in batches:
                 t0 = time.perf_counter()
                 state[_ROWS_IN] += b.num_rows

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import TYPE_CHECKING
 
-from batchinfer.plan import JobPlan
+if TYPE_CHECKING:
+    from batchinfer.plan import JobPlan
 
 
 def row_group_tasks(plan: JobPlan) -> list[tuple[str, int, str]]:

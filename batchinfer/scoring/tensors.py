@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from batchinfer.errors import InputDataError
-from batchinfer.plan import InputBinding, OutputBinding, ScoringSpec
+from batchinfer.scoring.spec import InputBinding, OutputBinding, ScoringSpec
 
 
 def _numeric_column(arr, binding: InputBinding, col: str, spec: ScoringSpec) -> np.ndarray:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from batchinfer import faults
-from batchinfer.plan import JobPlan, ScoringSpec
 from batchinfer.scoring import custom
+
+if TYPE_CHECKING:
+    from batchinfer.plan import JobPlan, ScoringSpec
 
 # Test-only fault injection: "<attempt>:<partition ids>[:late]", e.g. "0:1,3" fails partitions 1
 # and 3 on their first attempt; with ":late" they fail after their first batch was scored and
