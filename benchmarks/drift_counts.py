@@ -25,7 +25,9 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=64)
     ap.add_argument("--batch-rows", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "drift_counts.json")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="results file (default: results/drift_counts-<timestamp>.json)"
+    )
     args = ap.parse_args()
 
     import pyarrow as pa
@@ -79,6 +81,9 @@ def main() -> None:
         else None,
     }
     print(json.dumps(result, indent=2))
+    if args.out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        args.out = Path(__file__).parent / "results" / f"drift_counts-{stamp}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     if not same:

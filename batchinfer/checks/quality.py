@@ -125,7 +125,7 @@ def suite_expectations(
 
     ``meta['batchinfer']`` keeps each one's index (config order) and severity.
     """
-    parsed = _parse_specs(specs, stage)
+    parsed = parse_specs(specs, stage)
     expectations = build_expectations(parsed, path=f"checks.{stage}")
     n_specs = len(expectations)
     if suite_path is not None:
@@ -182,7 +182,7 @@ def run_built(
     )
 
 
-def _parse_specs(specs: Sequence[ExpectationSpec | dict], stage: str) -> list[ExpectationSpec]:
+def parse_specs(specs: Sequence[ExpectationSpec | dict], stage: str) -> list[ExpectationSpec]:
     from pydantic import ValidationError
 
     parsed, problems = [], []

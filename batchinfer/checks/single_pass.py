@@ -213,7 +213,7 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
     import pyarrow as pa
 
     from batchinfer.checks import runner
-    from batchinfer.checks.quality import _parse_specs
+    from batchinfer.checks.quality import parse_specs
 
     config = plan.config
     c = config.checks
@@ -255,7 +255,7 @@ def prepare(session, plan, *, run_id: str, out_schema_fields, quarantine_table=N
     if inputs:
         key = plan_cache.plan_key(
             [
-                plan_cache.side_key(sp.stage, _parse_specs(list(sp.specs), sp.stage), sp.suite, sp.seen)
+                plan_cache.side_key(sp.stage, parse_specs(list(sp.specs), sp.stage), sp.suite, sp.seen)
                 for sp in inputs
             ],
             result_format=c.result_format,

@@ -89,25 +89,27 @@ def read_row_groups(
             yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
-def task_rows_of(task_batches):
-    """Arrow batches of (uri, row_group, partition) columns -> task row tuples."""
-    for tb in task_batches:
-        uris, groups, parts = (tb.column(i).to_pylist() for i in range(3))
-        yield from zip(uris, groups, parts, strict=True)
+def task_rows_by_index(id_batches, tasks: list):
+    """Arrow batches of ``spark.range`` ids -> the task row tuples (file, row group, partition)."""
+    for batch in id_batches:
+        for i in batch.column(0).to_pylist():
+            yield tasks[i]
 
 
-def _reader(columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None):
-    """Executor side (Spark's writer path): batches of task rows in, input Arrow batches out."""
+def _reader(
+    columns: list[str], partition_keys: list[str], batch_rows: int, sample_fraction: float | None, tasks: list
+):
+    """Executor side (Spark's writer path): batches of task ids in, input Arrow batches out."""
     from batchinfer.io import storage
 
     storage_options = storage.active()  # the driver's spark.hadoop.fs.* settings, for the tasks
 
-    def read(task_batches):
+    def read(id_batches):
         from batchinfer.io import storage
 
         storage.configure(storage_options)
         yield from read_row_groups(
-            task_rows_of(task_batches), columns, partition_keys, batch_rows, sample_fraction
+            task_rows_by_index(id_batches, tasks), columns, partition_keys, batch_rows, sample_fraction
         )
 
     return read
@@ -129,7 +131,6 @@ def score_row_groups(
     With the direct writer the engines run :class:`batchinfer.task.ScoringTask` instead.
     """
     import pyarrow as pa
-    from pyspark.sql import types as T
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from batchinfer.scoring.tensors import output_arrow_schema
@@ -143,22 +144,17 @@ def score_row_groups(
     sc = spark.sparkContext
     # One Spark task per row group: small tasks balance well across workers (a reused Python
     # worker costs milliseconds per task), and the number of tasks tracks the data size.
+    # spark.range with n slices: partition i holds exactly id i, the index of its task (the task
+    # list travels with the function: no Python pass over a DataFrame of task rows).
     slices = max(1, len(tasks))
-    task_schema = T.StructType(
-        [
-            T.StructField("uri", T.StringType()),
-            T.StructField("row_group", T.IntegerType()),
-            T.StructField("partition", T.StringType()),
-        ]
-    )
-    task_df = spark.createDataFrame(sc.parallelize(tasks, slices), task_schema)
+    task_df = spark.range(0, len(tasks), 1, slices)
     model_bc = sc.broadcast(plan.model.content)
     stats = sc.accumulator({}, _stats_param())
     scorer = make_scorer(spec, model_bc, out_schema, stats, session_factory, task_errors=task_errors)
     if wrap is not None:
         scorer = wrap(scorer)
     columns = [*spec.read_columns, *[c for c in extra_columns if c not in spec.read_columns]]
-    read = _reader(columns, plan.selection.partition_keys, spec.batch_rows, sample_fraction)
+    read = _reader(columns, plan.selection.partition_keys, spec.batch_rows, sample_fraction, list(tasks))
 
     def score_tasks(task_batches):
         return scorer(read(task_batches))
