@@ -175,13 +175,10 @@ def by_index(task, task_rows: list):
         import pyarrow as pa
 
         from batchinfer.io.direct_writer import RESULT_ARROW_SCHEMA
+        from batchinfer.scoring.rowgroups import task_rows_by_index
 
-        def rows():
-            for batch in batches:
-                for i in batch.column(0).to_pylist():
-                    yield task_rows[i]
-
-        yield pa.RecordBatch.from_pylist(task.run(rows()), schema=RESULT_ARROW_SCHEMA())
+        rows = task.run(task_rows_by_index(batches, task_rows))
+        yield pa.RecordBatch.from_pylist(rows, schema=RESULT_ARROW_SCHEMA())
 
     return run_batches
 
