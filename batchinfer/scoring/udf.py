@@ -110,8 +110,11 @@ def _stats_param():
     return WorkerStatsParam()
 
 
-def _peak_rss_mb() -> float:
+def _peak_rss_mb(meter=None) -> float:
+    """This worker's peak RSS: since ``meter`` last reset it (Linux), else over its lifetime."""
     try:
+        if meter is not None:
+            return round(meter.peak() / 2**20, 1)
         import resource
 
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
@@ -167,10 +170,15 @@ def make_scorer(
 
         from batchinfer.scoring import device as devices
         from batchinfer.scoring import session as sessions
+        from batchinfer.scoring.batch_size import MemoryMeter
         from batchinfer.scoring.tensors import score_batch
 
         _maybe_inject_fault()
         _maybe_kill_executor()
+        # Peak RSS per run, not per process: a reused worker's lifetime peak would carry an
+        # earlier run's (a notebook's session, other jobs) into this run's manifest.
+        meter = MemoryMeter()
+        meter = meter if meter.resettable else None
         pre, post = custom.load_hooks(spec.preprocess, spec.postprocess)
         choice = devices.choose_providers(
             spec.device,
@@ -258,7 +266,7 @@ def make_scorer(
                     # auto: the size this worker chose (none yet when its tasks were all tiny)
                     "batch_rows": [run_spec.batch_rows] if sizer is None else [r for r in [sizer.rows] if r],
                     **({"batch_memory": sizer.summary()} if sizer is not None else {}),
-                    "peak_rss_mb": _peak_rss_mb(),
+                    "peak_rss_mb": _peak_rss_mb(meter),
                     **({"canary": _canary_summary(canary)} if canary is not None else {}),
                     **_worker_runtime(),
                 }

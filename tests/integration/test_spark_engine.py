@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -41,7 +42,8 @@ def test_each_spark_task_runs_exactly_its_row_group_in_one_job(spark):
 
     content = b"model bytes, broadcast once"
     task_rows = [
-        (f"file:///data/part-{i % 3}.parquet", i // 3, '{"ds": "2026-12-0%d"}' % (i % 3)) for i in range(7)
+        (f"file:///data/part-{i % 3}.parquet", i // 3, json.dumps({"ds": f"2026-12-0{i % 3}"}))
+        for i in range(7)
     ]
     sc = spark.sparkContext
     group = "test-spark-engine-one-task-per-row-group"
