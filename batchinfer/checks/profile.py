@@ -453,7 +453,7 @@ def _int_categories(cats, typ):
     """(the categories that are integers of ``typ``, as an Arrow array; per array index the
     category's position, then ``len(cats)`` for every other value). A category matches an
     integer only when it is that integer's decimal string (what casting to string gives): "7"
-    and "-7" do, "07", "+7", "7.0" and "1_0" never match any integer."""
+    and "-7" do, "07", "+7", "7.0", "-0" and "1_0" never match any integer."""
     import re
 
     import pyarrow as pa
@@ -468,7 +468,7 @@ def _int_categories(cats, typ):
     )
     values, positions = [], []
     for i, c in enumerate(cats):
-        if isinstance(c, str) and re.fullmatch(r"-?(0|[1-9][0-9]*)", c):
+        if isinstance(c, str) and re.fullmatch(r"0|-?[1-9][0-9]*", c):
             v = int(c)
             if lo <= v <= hi:
                 values.append(v)
@@ -478,6 +478,56 @@ def _int_categories(cats, typ):
         _INT_CATEGORIES.clear()
     _INT_CATEGORIES[key] = out
     return out
+
+
+#: Widest value range a dense integer table covers (:func:`_dense_int_table`).
+DENSE_INT_SPAN = 4096
+_DENSE_INT: dict[tuple, Any] = {}  # (categories, vocabulary, integer type) -> _dense_int_table
+
+
+def _dense_int_table(cats, vocab, typ):
+    """Counting integer labels without a hash lookup: ``(lo, span, slot_category, slot_known)``,
+    or None when the integer categories span more than :data:`DENSE_INT_SPAN` values (or the
+    type is ``uint64``). A value v falls in slot ``clip(v, lo - 1, lo + span) - (lo - 1)``:
+    slot 0 below the categories, ``span + 1`` above, the others one integer each;
+    ``slot_category`` maps slots to category positions (``len(cats)`` for every other value),
+    ``slot_known`` marks the vocabulary's integers (None without a vocabulary). The same
+    matching as :func:`_int_categories`: an integer matches only its own decimal string."""
+    import pyarrow as pa
+
+    key = (tuple(cats), None if vocab is None else tuple(vocab), str(typ))
+    if key in _DENSE_INT:
+        return _DENSE_INT[key]
+    values, positions = _int_categories(cats, typ)
+    cat_ints = values.to_pylist()
+    vocab_ints = _int_categories(vocab, typ)[0].to_pylist() if vocab is not None else []
+    every = cat_ints + vocab_ints
+    out = None
+    if every and not pa.types.is_uint64(typ) and max(every) - min(every) < DENSE_INT_SPAN:
+        lo, span = min(every), max(every) - min(every) + 1
+        slot_category = np.full(span + 2, len(cats), dtype=np.int64)
+        slot_category[np.asarray(cat_ints, dtype=np.int64) - lo + 1] = positions[:-1]
+        slot_known = None
+        if vocab is not None:
+            slot_known = np.zeros(span + 2, dtype=bool)
+            slot_known[np.asarray(vocab_ints, dtype=np.int64) - lo + 1] = True
+        out = (lo, span, slot_category, slot_known)
+    if len(_DENSE_INT) > 64:
+        _DENSE_INT.clear()
+    _DENSE_INT[key] = out
+    return out
+
+
+def _dense_int_counts(values: np.ndarray, table, k: int) -> tuple[np.ndarray, int | None]:
+    """Per category (then "other") counts of null-free integer ``values``, and how many are in the
+    vocabulary (None without one), through :func:`_dense_int_table`'s slots."""
+    lo, span, slot_category, slot_known = table
+    slots = np.clip(values.astype(np.int64, copy=False), lo - 1, lo + span)
+    slots -= lo - 1
+    per_slot = np.bincount(slots, minlength=span + 2)
+    counted = np.bincount(slot_category, weights=per_slot, minlength=k).astype(np.int64)
+    known = int(per_slot[slot_known].sum()) if slot_known is not None else None
+    return counted, known
 
 
 def _lut(edges: np.ndarray):
@@ -634,6 +684,22 @@ class _Grid:
             rows = len(arr)
             k = len(cats) + 1
             nulls = arr.null_count
+            dense = (
+                _dense_int_table(cats, vocab, arr.type)
+                if pa.types.is_integer(arr.type) and not nulls
+                else None
+            )
+            if dense is not None:
+                # Null-free integer labels in a narrow range (class labels): one bincount over
+                # their slots, no hash lookup; the same counts as the index_in path below.
+                counted, known = _dense_int_counts(arr.to_numpy(), dense, k)
+                ints[pos : pos + k] += counted
+                if vocab is not None and len(vocab) == len(cats) and set(vocab) == set(cats):
+                    ints[pos + k + 1] += counted[k - 1]
+                elif vocab is not None:
+                    ints[pos + k + 1] += rows - known
+                pos += k + 2
+                continue
             if pa.types.is_integer(arr.type):
                 # Integer labels: match them as integers, not cast to strings (the cast was most of
                 # a prediction grid's cost); the same counts, since a category only ever matches

@@ -392,6 +392,40 @@ def test_integer_categories_count_as_their_decimal_strings():
         assert as_int[0][1 + 1] > 0 and as_int[0][1 + len(cats) + 1] == arr.null_count  # '1' seen; nulls
 
 
+def test_null_free_integer_labels_count_through_the_dense_table_as_their_decimal_strings():
+    """Null-free integer columns in a narrow range take the dense-table path (one bincount):
+    the counts equal the string cast's, with values below, above and far outside the
+    categories (the type's extremes), for several integer types and vocabularies; a wide range
+    or uint64 falls back to the lookup path, with the same counts."""
+    import pyarrow as pa
+
+    from batchinfer.checks.profile import DENSE_INT_SPAN, _dense_int_table, _Grid, _skeleton
+
+    rng = np.random.default_rng(5)
+    narrow = ("0", "1", "-7", "07", "+7", "7.0", "300", "a", "-0")
+    wide = ("0", "1", str(DENSE_INT_SPAN + 10))
+    for typ in (pa.int8(), pa.int16(), pa.int64(), pa.uint8(), pa.uint32(), pa.uint64()):
+        info = np.iinfo(typ.to_pandas_dtype())
+        dtype = typ.to_pandas_dtype()
+        values = rng.integers(max(info.min, -9), 13, size=4000).astype(dtype)
+        values[:4] = np.array([info.min, info.max, info.min + 1, info.max - 1], dtype=dtype)
+        arr = pa.array(values, type=typ)
+        for cats in (narrow, wide):
+            for vocabulary in ((*cats, "5", "-9"), cats, None):
+                table = _dense_int_table(cats, vocabulary, typ)
+                wide_here = cats is wide and info.max >= DENSE_INT_SPAN + 10  # int8: "4106" matches nothing
+                assert (table is None) == (wide_here or pa.types.is_uint64(typ)), (typ, cats)
+                grid = _Grid.of(_skeleton({}, {"c": (cats, vocabulary)}))
+                as_int, as_str = grid.empty(), grid.empty()
+                grid.count_columns({"c": arr}, *as_int)
+                grid.count_columns({"c": arr.cast(pa.string())}, *as_str)
+                assert (as_int[0] == as_str[0]).all(), (typ, cats, vocabulary)
+                chunked = grid.empty()  # a chunked column counts the same
+                grid.count_columns({"c": pa.chunked_array([arr[:1000], arr[1000:]])}, *chunked)
+                assert (chunked[0] == as_int[0]).all()
+        assert as_int[0][1 + 1] > 0  # '1' was seen
+
+
 def test_a_grid_layout_is_not_reused_for_a_grid_with_other_categorical_columns():
     """The per-process layout cache is keyed by the whole int vector, not the numeric edges only:
     the same numeric column with and without a categorical column beside it counts correctly."""
