@@ -487,8 +487,8 @@ _DENSE_INT: dict[tuple, Any] = {}  # (categories, vocabulary, integer type) -> _
 
 def _dense_int_table(cats, vocab, typ):
     """Counting integer labels without a hash lookup: ``(lo, span, slot_category, slot_known)``,
-    or None when the integer categories span more than :data:`DENSE_INT_SPAN` values (or the
-    type is ``uint64``). A value v falls in slot ``clip(v, lo - 1, lo + span) - (lo - 1)``:
+    or None when the categories and the vocabulary hold no integer of ``typ``, when their
+    integers span :data:`DENSE_INT_SPAN` values or more, or for ``uint64``. A value v falls in slot ``clip(v, lo - 1, lo + span) - (lo - 1)``:
     slot 0 below the categories, ``span + 1`` above, the others one integer each;
     ``slot_category`` maps slots to category positions (``len(cats)`` for every other value),
     ``slot_known`` marks the vocabulary's integers (None without a vocabulary). The same
