@@ -689,42 +689,40 @@ class _Grid:
                 if pa.types.is_integer(arr.type) and not nulls
                 else None
             )
+            known = None  # values in the vocabulary, when the dense table counted them
             if dense is not None:
                 # Null-free integer labels in a narrow range (class labels): one bincount over
-                # their slots, no hash lookup; the same counts as the index_in path below.
+                # their slots, no hash lookup; the same counts as the index_in paths below.
                 counted, known = _dense_int_counts(arr.to_numpy(), dense, k)
-                ints[pos : pos + k] += counted
-                if vocab is not None and len(vocab) == len(cats) and set(vocab) == set(cats):
-                    ints[pos + k + 1] += counted[k - 1]
-                elif vocab is not None:
-                    ints[pos + k + 1] += rows - known
-                pos += k + 2
-                continue
-            if pa.types.is_integer(arr.type):
-                # Integer labels: match them as integers, not cast to strings (the cast was most of
-                # a prediction grid's cost); the same counts, since a category only ever matches
-                # the integer whose decimal string it is.
-                cat_set, cat_pos = _int_categories(cats, arr.type)
-                hit = pc.index_in(arr, value_set=cat_set)
-                idx = cat_pos[pc.fill_null(hit, len(cat_pos) - 1).to_numpy(zero_copy_only=False)]
-                if nulls:
-                    idx[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
             else:
-                arr = pc.cast(arr, pa.string())
-                hit = pc.index_in(arr, value_set=pa.array(cats, type=pa.string()))
-                idx = pc.if_else(pc.is_null(arr), -1, pc.fill_null(hit, k - 1)).to_numpy(zero_copy_only=False)
-            counted = np.bincount(idx[idx >= 0], minlength=k)
+                if pa.types.is_integer(arr.type):
+                    # Integer labels: match them as integers, not cast to strings (the cast was
+                    # most of a prediction grid's cost); the same counts, since a category only
+                    # ever matches the integer whose decimal string it is.
+                    cat_set, cat_pos = _int_categories(cats, arr.type)
+                    hit = pc.index_in(arr, value_set=cat_set)
+                    idx = cat_pos[pc.fill_null(hit, len(cat_pos) - 1).to_numpy(zero_copy_only=False)]
+                    if nulls:
+                        idx[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
+                else:
+                    arr = pc.cast(arr, pa.string())
+                    hit = pc.index_in(arr, value_set=pa.array(cats, type=pa.string()))
+                    idx = pc.if_else(pc.is_null(arr), -1, pc.fill_null(hit, k - 1)).to_numpy(
+                        zero_copy_only=False
+                    )
+                counted = np.bincount(idx[idx >= 0], minlength=k)
             ints[pos : pos + k] += counted
             ints[pos + k] += nulls
             if vocab is not None and len(vocab) == len(cats) and set(vocab) == set(cats):
                 ints[pos + k + 1] += counted[k - 1]  # the vocabulary is the categories: unseen = other
             elif vocab is not None:
-                known_set = (
-                    _int_categories(vocab, arr.type)[0]
-                    if pa.types.is_integer(arr.type)
-                    else pa.array(vocab, type=pa.string())
-                )
-                known = pc.sum(pc.is_in(arr, value_set=known_set)).as_py() or 0
+                if known is None:
+                    known_set = (
+                        _int_categories(vocab, arr.type)[0]
+                        if pa.types.is_integer(arr.type)
+                        else pa.array(vocab, type=pa.string())
+                    )
+                    known = pc.sum(pc.is_in(arr, value_set=known_set)).as_py() or 0
                 ints[pos + k + 1] += len(arr) - nulls - known
             pos += k + 2
         ints[0] += rows or 0
