@@ -73,7 +73,7 @@ def _register_submit(sub) -> None:
 
 
 def _register_report(sub) -> None:
-    from batchinfer.report_html import register  # light: jinja2/matplotlib load only when it runs
+    from batchinfer.report_html import register  # light: jinja2 loads only when it runs
 
     register(sub)
 

@@ -2,8 +2,9 @@
 
 Built from what the run saved (``manifest.json``, the GX results, the drift counts and the copy
 of the reference bins), so ``batchinfer report`` can regenerate it later without reading the
-data again. The page has no network dependency: CSS is inline, charts are PNG data URIs, there
-is no JavaScript. The same fragment renders inline in Jupyter (``JobResult._repr_html_``).
+data again. The page has no network dependency: CSS is inline, charts are SVG data URIs
+(``report_charts.py``), there is no JavaScript. The same fragment renders inline in Jupyter
+(``JobResult._repr_html_``).
 
 >>> from batchinfer.report_html import load_run, render_report  # doctest: +SKIP
 >>> run = load_run("data/churn_scores")  # the latest run of that output  # doctest: +SKIP

@@ -56,7 +56,7 @@ def test_notebook_executes(tmp_path, monkeypatch):
     report = next(h for h in html if h.startswith('<div class="bi-report">'))
     for part in ('id="bi-quality"', 'id="bi-drift"', 'id="bi-workers"', 'aria-label="seconds per stage"'):
         assert part in report, f"inline report lacks {part}"
-    assert report.count('<figure class="bi-overlay">') >= 2 and "data:image/png;base64," in report
+    assert report.count('<figure class="bi-overlay">') >= 2 and "data:image/svg+xml;base64," in report
     assert any("churn_score" in h for h in html), "scored rows not shown"
     assert not (tmp_path / "demo" / "output").exists()  # a dry run writes nothing
     # The embedded engine by default, and the switch to a cluster is shown (criterion 6).

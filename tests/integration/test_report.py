@@ -83,7 +83,7 @@ def test_every_run_writes_a_self_contained_report(runs):
         assert "<script" not in page and "<link" not in page
         assert not re.search(r'(src|href)="(https?:)?//', page)
         assert re.findall(r'<img [^>]*src="([^"]+)"', page) and all(
-            s.startswith("data:image/png;base64,") for s in re.findall(r'<img [^>]*src="([^"]+)"', page)
+            s.startswith("data:image/svg+xml;base64,") for s in re.findall(r'<img [^>]*src="([^"]+)"', page)
         )
 
 

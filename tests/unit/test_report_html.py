@@ -92,23 +92,10 @@ def test_overlays_fall_back_to_the_configured_profile_and_are_capped(tmp_path, m
     assert 'id="bi-drift"' in page and '<figure class="bi-overlay">' not in page
 
 
-def test_rendering_charts_leaves_the_matplotlib_backend_alone():
-    """A notebook keeps its inline backend (its own plt.show() still works after a report)."""
-    import matplotlib
-
-    before = matplotlib.get_backend()
-    matplotlib.use("svg")
-    try:
-        page = render_report(_manifest(["x"]))
-        assert 'aria-label="seconds per stage"' in page
-        assert matplotlib.get_backend() == "svg"
-    finally:
-        matplotlib.use(before)
-
-
-def test_stage_timings_are_css_bars_and_a_run_without_drift_never_imports_matplotlib():
-    """The time-per-stage chart is HTML (one row per stage, widths relative to the longest), so a
-    plain run's report costs no matplotlib import (checked in a fresh interpreter)."""
+def test_stage_timings_are_css_bars_and_a_report_never_imports_matplotlib():
+    """The time-per-stage chart is HTML (one row per stage, widths relative to the longest), the
+    drift charts SVG: a report costs no matplotlib import (checked in a fresh interpreter; the drift
+    charts' own test, tests/unit/test_report_charts.py, checks them the same way)."""
     import json
     import subprocess
     import sys
