@@ -55,6 +55,15 @@ def test_pairs_and_summary():
     assert s["stages"]["score_and_stage"] == {"plain": 10.0, "checked": 11.0}
     assert s["stages"]["checks"] == {"plain": None, "checked": 0.1}
     assert s["max_checked_peak_rss_mb"] == 1024
+    # the whole command: wall_s is job_s + 10 in these runs
+    walls = [
+        (c + 10) / (p + 10) - 1
+        for p, c in ((10.0, 11.0), (10.0, 10.5), (12.0, 12.0), (10.0, 13.0), (8.0, 8.4))
+    ]
+    assert [round(p["wall_overhead"], 6) for p in pairs] == [round(w, 6) for w in walls]
+    assert s["median_wall_overhead"] == round(statistics.median(walls), 4)
+    wlo, whi = s["ci90_median_wall_overhead"]
+    assert min(walls) <= wlo <= s["median_wall_overhead"] <= whi <= max(walls)
 
 
 def test_bootstrap_interval_is_repeatable_and_narrows_with_more_pairs():
