@@ -398,7 +398,7 @@ def load_run(path: str, run_id: str | None = None) -> RunRecord:
                 f"report: no run with a manifest under {runs.uri}",
                 hint="run the job first; a run writes its manifest there (after planning)",
             )
-        run_id = available[-1]  # run ids start with their UTC start time: the last sorts latest
+        run_id = _last_run(loc, available)
     elif run_id not in available:
         shown = ", ".join(available[-5:]) or "none"
         raise ConfigError(
@@ -414,6 +414,22 @@ def _parent(loc):
     path, _, _ = loc.path.rpartition("/")
     uri, _, _ = loc.uri.rpartition("/")
     return Location(loc.fs, path, uri, loc.is_local)
+
+
+def _last_run(loc, available: list[str]) -> str:
+    """The run the output's ``_batchinfer/last_run.json`` names (the last manifest written), else
+    the id that sorts last. Ids start with their UTC start second, so two runs started in the same
+    second sort by their random suffix: the name alone cannot say which came last."""
+    import json
+
+    from batchinfer.io.filesystem import exists
+
+    pointer = loc.join("_batchinfer", "last_run.json")
+    try:
+        named = json.loads(_read_text(pointer)).get("run_id") if exists(pointer) else None
+    except (OSError, ValueError, AttributeError):
+        named = None
+    return named if named in available else available[-1]
 
 
 def _run_ids(runs) -> list[str]:

@@ -123,3 +123,20 @@ def test_stage_timings_are_css_bars_and_a_report_never_imports_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_latest_run_is_the_last_written_even_within_one_second(tmp_path):
+    """Run ids start with their start second: two runs in one second sort by their random suffix,
+    so `batchinfer report <output>` follows _batchinfer/last_run.json, the last manifest written."""
+    runs = tmp_path / "out" / "_batchinfer" / "runs"
+    first, second = "20261202T162349Z-f0000000", "20261202T162349Z-a0000000"  # second sorts first
+    for run_id in (first, second):
+        (runs / run_id).mkdir(parents=True)
+        text = json.dumps({**_manifest(["x"]), "run_id": run_id})
+        (runs / run_id / "manifest.json").write_text(text)
+        (tmp_path / "out" / "_batchinfer" / "last_run.json").write_text(text)
+    assert report_html.load_run(str(tmp_path / "out")).manifest["run_id"] == second
+    (tmp_path / "out" / "_batchinfer" / "last_run.json").unlink()  # no pointer: the id sorting last
+    assert report_html.load_run(str(tmp_path / "out")).manifest["run_id"] == first
+    (tmp_path / "out" / "_batchinfer" / "last_run.json").write_text("not json")
+    assert report_html.load_run(str(tmp_path / "out")).manifest["run_id"] == first
