@@ -20,7 +20,6 @@ scoring; a failing input costs one pass of compute, and no data is ever read twi
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,19 +183,13 @@ class PassPlan:
 
 
 def warm_up():
-    """Import Great Expectations in a background thread (2.8 s of CPU), overlapping Spark's start.
+    """Import Great Expectations in a background thread (about 2 s), overlapping Spark's start.
 
     :func:`prepare` needs it; importing there would add those seconds to every run with checks.
-    The thread runs at the lowest CPU priority (:func:`lower_thread_priority`): on a machine
-    whose cores the JVM's start and then the scoring tasks keep busy (``local[2]`` on 2 cores), an
-    import at equal priority took a core's share from the JVM and made Spark's start 1.3-1.9 s
-    longer; at the lowest it takes what they leave idle (benchmarks/README.md, "GX's import at
-    the lowest priority").
     """
     import threading
 
     def load():
-        lower_thread_priority()
         try:
             import great_expectations  # noqa: F401
             import great_expectations.expectations  # noqa: F401
@@ -206,21 +199,6 @@ def warm_up():
     thread = threading.Thread(target=load, name="batchinfer-gx-import", daemon=True)
     thread.start()
     return thread
-
-
-def lower_thread_priority() -> bool:
-    """Give the calling thread the lowest CPU priority (nice 19), where the OS has per-thread
-    priorities (Linux); False where it has not or refuses. Threads it starts inherit it."""
-    import os
-    import threading
-
-    if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS with a thread id is not a thread
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        return False
-    return True
 
 
 def applies(config) -> bool:
